@@ -1,0 +1,179 @@
+//! Inline, fixed-capacity identifiers: order ids, accounts and symbols.
+//!
+//! Identifiers arrive as strings (`"o-1"`, a UUID, `"BTC-USD"`). Storing them inline keeps every
+//! order node and event `Copy`-sized with no heap allocation per command, and lets the id index
+//! hash a short byte slice. The capacity (40 bytes) fits a UUID (36) with room to spare; longer
+//! identifiers are refused at the edge with a clear error rather than truncated.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// Most bytes an identifier may have.
+pub const NAME_CAPACITY: usize = 40;
+
+/// An identifier longer than [`NAME_CAPACITY`] bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("identifier is {len} bytes long; at most {NAME_CAPACITY} are allowed")]
+pub struct NameTooLong {
+    /// Length of the refused identifier, in bytes.
+    pub len: usize,
+}
+
+/// A UTF-8 string of at most [`NAME_CAPACITY`] bytes, stored inline.
+#[derive(Clone, Copy)]
+pub struct Name {
+    len: u8,
+    bytes: [u8; NAME_CAPACITY],
+}
+
+impl Name {
+    /// The empty name, used where a malformed command carried no identifier.
+    pub const EMPTY: Name = Name {
+        len: 0,
+        bytes: [0; NAME_CAPACITY],
+    };
+
+    /// Copies `s` inline, or refuses it when it is too long.
+    pub fn new(s: &str) -> Result<Self, NameTooLong> {
+        let src = s.as_bytes();
+        if src.len() > NAME_CAPACITY {
+            return Err(NameTooLong { len: src.len() });
+        }
+        let mut bytes = [0; NAME_CAPACITY];
+        bytes[..src.len()].copy_from_slice(src);
+        Ok(Name {
+            len: src.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The identifier as a string slice.
+    pub fn as_str(&self) -> &str {
+        // Only ever built from a `&str` (or decoded and checked in `from_utf8`), so the bytes
+        // are valid UTF-8 cut on a character boundary.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The identifier's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Builds a name from bytes that must be UTF-8 (used when decoding snapshots).
+    pub(crate) fn from_utf8(bytes: &[u8]) -> Option<Self> {
+        let s = std::str::from_utf8(bytes).ok()?;
+        Name::new(s).ok()
+    }
+
+    /// True for the empty name.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Only the used bytes: the tail is always zero and hashing it would cost time.
+        state.write(self.as_bytes());
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! name_newtype {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $ty(pub Name);
+
+        impl $ty {
+            /// Copies `s` inline, or refuses it when it is too long.
+            pub fn new(s: &str) -> Result<Self, NameTooLong> {
+                Name::new(s).map(Self)
+            }
+
+            /// The identifier as a string slice.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+name_newtype!(
+    /// A client-chosen order identifier, unique among the live orders of one book.
+    OrderId
+);
+name_newtype!(
+    /// The account an order belongs to.
+    Account
+);
+name_newtype!(
+    /// An instrument's symbol, e.g. `BTC-USD`.
+    Symbol
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_long_names() {
+        let n = Name::new("o-1").unwrap();
+        assert_eq!(n.as_str(), "o-1");
+        assert_eq!(n, Name::new("o-1").unwrap());
+        assert_ne!(n, Name::new("o-2").unwrap());
+        let uuid = "123e4567-e89b-12d3-a456-426614174000";
+        assert_eq!(Name::new(uuid).unwrap().as_str(), uuid);
+        let long = "x".repeat(NAME_CAPACITY + 1);
+        assert_eq!(
+            Name::new(&long),
+            Err(NameTooLong {
+                len: NAME_CAPACITY + 1
+            })
+        );
+        assert!(Name::EMPTY.is_empty());
+    }
+}

@@ -203,8 +203,14 @@ mod tests {
         assert_eq!(Decimal::new(-5, 1).to_string(), "-0.5");
         assert_eq!(Decimal::new(5, 3).to_string(), "0.005");
         assert_eq!("".parse::<Decimal>(), Err(DecimalError::Empty));
-        assert_eq!("1e5".parse::<Decimal>(), Err(DecimalError::InvalidCharacter));
-        assert_eq!("1.2.3".parse::<Decimal>(), Err(DecimalError::InvalidCharacter));
+        assert_eq!(
+            "1e5".parse::<Decimal>(),
+            Err(DecimalError::InvalidCharacter)
+        );
+        assert_eq!(
+            "1.2.3".parse::<Decimal>(),
+            Err(DecimalError::InvalidCharacter)
+        );
         assert_eq!(".".parse::<Decimal>(), Err(DecimalError::InvalidCharacter));
         assert_eq!(
             "99999999999999999999".parse::<Decimal>(),
@@ -224,6 +230,9 @@ mod tests {
         assert_eq!(d("2.25").units_of(d("0.5")), None);
         assert_eq!(d("10").units_of(d("5")), Some(2));
         assert_eq!(d("12").units_of(d("5")), None);
-        assert_eq!(Decimal::from_units(10050, tick), Some(Decimal::new(10050, 2)));
+        assert_eq!(
+            Decimal::from_units(10050, tick),
+            Some(Decimal::new(10050, 2))
+        );
     }
 }

@@ -198,7 +198,9 @@ impl<B: Book> Engine<B> {
                     .ok_or(RejectReason::UnknownOrder)?;
                 let (price, qty) = validate_replace(self.instruments.at(ix), c, &old)?;
                 let keeps_priority = price == old.price && qty <= old.open;
-                if !keeps_priority && old.post_only && crosses_best(&self.slots[ix].book, old.side, price)
+                if !keeps_priority
+                    && old.post_only
+                    && crosses_best(&self.slots[ix].book, old.side, price)
                 {
                     return Err(RejectReason::PostOnlyWouldTrade);
                 }

@@ -121,7 +121,13 @@ impl Instrument {
         let min_qty = units("min-qty", spec.min_qty, spec.lot_size, "lots", 1)?;
         let max_qty = units("max-qty", spec.max_qty, spec.lot_size, "lots", i64::MAX)?;
         let min_price = units("min-price", spec.min_price, spec.tick_size, "ticks", 1)?;
-        let max_price = units("max-price", spec.max_price, spec.tick_size, "ticks", i64::MAX)?;
+        let max_price = units(
+            "max-price",
+            spec.max_price,
+            spec.tick_size,
+            "ticks",
+            i64::MAX,
+        )?;
         if min_qty > max_qty {
             return Err(InstrumentError::EmptyRange {
                 symbol: name(),

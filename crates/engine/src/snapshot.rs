@@ -142,7 +142,10 @@ impl<B: Book> Engine<B> {
                 return Err(SnapshotError::InstrumentMismatch {
                     index,
                     found: format!("{symbol} tick {tick} lot {lot}"),
-                    expected: format!("{} tick {} lot {}", inst.symbol, inst.tick_size, inst.lot_size),
+                    expected: format!(
+                        "{} tick {} lot {}",
+                        inst.symbol, inst.tick_size, inst.lot_size
+                    ),
                 });
             }
             let orders = r.u64()?;
@@ -175,7 +178,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
         let end = self.pos.checked_add(n).ok_or(SnapshotError::Truncated)?;
-        let s = self.bytes.get(self.pos..end).ok_or(SnapshotError::Truncated)?;
+        let s = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(SnapshotError::Truncated)?;
         self.pos = end;
         Ok(s)
     }

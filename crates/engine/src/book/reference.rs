@@ -51,7 +51,10 @@ impl ReferenceBook {
 
 impl Book for ReferenceBook {
     fn get(&self, id: &OrderId) -> Option<Resting> {
-        self.orders.iter().find(|(_, o)| o.id == *id).map(|(_, o)| *o)
+        self.orders
+            .iter()
+            .find(|(_, o)| o.id == *id)
+            .map(|(_, o)| *o)
     }
 
     fn best(&self, side: Side) -> Option<LevelQty> {
@@ -84,7 +87,10 @@ impl Book for ReferenceBook {
             let Some(best) = self.best(maker_side) else {
                 break;
             };
-            if taker.limit.is_some_and(|l| !taker.side.crosses(l, best.price)) {
+            if taker
+                .limit
+                .is_some_and(|l| !taker.side.crosses(l, best.price))
+            {
                 break;
             }
             // Fill the level's orders oldest first.

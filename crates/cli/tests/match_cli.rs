@@ -1,0 +1,140 @@
+//! `tradestream match` as users run it: the shipped sample, determinism, bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tradestream(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradestream"))
+        .args(args)
+        .current_dir(root())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tradestream");
+    // Feed stdin from another thread: the child's stdout pipe would fill up and block it
+    // while this thread is still writing.
+    let mut pipe = child.stdin.take().expect("stdin");
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || pipe.write_all(&input));
+    let out = child.wait_with_output().expect("tradestream runs");
+    writer.join().expect("writer thread").expect("write stdin");
+    out
+}
+
+fn events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect()
+}
+
+#[test]
+fn sample_runs_with_every_outcome_and_names_bad_lines() {
+    let out = tradestream(&["match", "--input", "samples/orders.jsonl"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out);
+    let count = |name: &str| ev.iter().filter(|e| e["event"] == name).count();
+    assert_eq!(count("trade"), 5);
+    assert_eq!(count("rejected"), 7);
+    assert_eq!(count("expired"), 1);
+    assert_eq!(count("cancelled"), 1);
+    assert_eq!(count("replaced"), 2);
+    let seqs: Vec<u64> = ev.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=ev.len() as u64).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 16: malformed command"), "{stderr}");
+    assert!(stderr.contains("line 17: malformed command"), "{stderr}");
+}
+
+/// A deterministic pseudo-random command stream (splitmix64), as JSON lines.
+fn generated(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut out = Vec::new();
+    for i in 0..n {
+        let r = next();
+        let id = r % 500;
+        let side = if r & 1 == 0 { "buy" } else { "sell" };
+        let price = 9_950 + (next() % 100) as i64;
+        let qty = 1 + next() % 20;
+        let line = match next() % 10 {
+            0 => format!(r#"{{"type":"cancel","order_id":"o{id}","symbol":"BTC-USD","ts":{i}}}"#),
+            1 | 2 => format!(
+                r#"{{"type":"replace","order_id":"o{id}","symbol":"BTC-USD","price":"{}.{:02}","ts":{i}}}"#,
+                price / 100,
+                price % 100
+            ),
+            3 => format!(
+                r#"{{"type":"new","order_id":"o{id}","account":"a{}","symbol":"BTC-USD","side":"{side}","order_type":"market","qty":"{qty}","tif":"ioc","ts":{i}}}"#,
+                r % 7
+            ),
+            _ => format!(
+                r#"{{"type":"new","order_id":"o{id}","account":"a{}","symbol":"BTC-USD","side":"{side}","order_type":"limit","price":"{}.{:02}","qty":"{qty}","tif":"gtc","ts":{i}}}"#,
+                r % 7,
+                price / 100,
+                price % 100
+            ),
+        };
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+#[test]
+fn same_input_gives_byte_identical_output() {
+    let input = generated(20_000, 7);
+    let a = tradestream(&["match"], &input);
+    let b = tradestream(&["match"], &input);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(!a.stdout.is_empty());
+    assert_eq!(a.stdout, b.stdout);
+    let ev = events(&a);
+    assert!(ev.iter().filter(|e| e["event"] == "trade").count() > 100);
+    let other = tradestream(&["match"], &generated(20_000, 8));
+    assert_ne!(
+        a.stdout, other.stdout,
+        "a different input gives a different output"
+    );
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = tradestream(&["match", "--instruments", "no-such-file.yaml"], b"");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read no-such-file.yaml"), "{stderr}");
+    let out = tradestream(&["match", "--input", "no-such-input.jsonl"], b"");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open no-such-input.jsonl"));
+}
+
+#[test]
+fn binary_garbage_never_panics() {
+    let mut input = vec![0xff, 0x00, b'\n', b'{', b'\n'];
+    input.extend_from_slice(&[b'x'; 100_000]);
+    input.extend_from_slice(b"\n\n   \n");
+    let out = tradestream(&["match"], &input);
+    assert!(out.status.success());
+    let ev = events(&out);
+    assert_eq!(ev.len(), 3, "three non-blank lines, three rejections");
+    assert!(ev.iter().all(|e| e["reason"] == "malformed"));
+}

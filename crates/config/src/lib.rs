@@ -4,11 +4,20 @@
 //!
 //! ## Layout
 //! - [`load_instruments`]: `instruments.yaml`, the instruments an engine trades.
+//! - [`topics`]: `topics.yaml`, the pipeline's Kafka topics ([`load_topics`], [`TopicLayout::check`],
+//!   [`TopicLayout::drift`]).
 
 use std::path::Path;
 
 use serde::Deserialize;
 use tradestream_engine::{InstrumentError, InstrumentSpec, Instruments};
+
+pub mod topics;
+
+pub use topics::{
+    ActualTopic, CleanupPolicy, Drift, LayoutProblem, TopicLayout, TopicSpec, ValueFormat,
+    ValueSpec, load_topics, parse_topics,
+};
 
 /// Why a configuration file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +45,14 @@ pub enum ConfigError {
         path: String,
         /// What is wrong.
         source: InstrumentError,
+    },
+    /// The topic layout has problems; every one is listed.
+    #[error("{path}: {}", topics::describe_problems(.problems))]
+    Layout {
+        /// The file.
+        path: String,
+        /// What is wrong, in [`TopicLayout::check`] order.
+        problems: Vec<LayoutProblem>,
     },
 }
 

@@ -17,21 +17,47 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the embedded Kafka-compatible broker (tansu, memory storage).
+    #[cfg(feature = "embedded-broker")]
+    Broker(commands::broker::BrokerArgs),
+    /// Create and check the topics of topics.yaml.
+    #[command(subcommand)]
+    Topics(commands::topics::TopicsCommand),
+    /// Produce records (a generated order flow or a file).
+    #[command(subcommand)]
+    Produce(commands::produce::ProduceCommand),
+    /// Run a worker of the pipeline.
+    #[command(subcommand)]
+    Run(commands::run::Worker),
     /// Run the matching engine offline: order commands as JSON lines in, events as JSON lines out.
     Match(commands::matching::MatchArgs),
+    /// The whole pipeline on the embedded broker: broker, topics, order flow, matcher, summary.
+    #[cfg(feature = "embedded-broker")]
+    Demo(commands::demo::DemoArgs),
 }
+
+/// The log filter when `RUST_LOG` is not set.
+const DEFAULT_LOG: &str = "warn,tradestream=info,tradestream_matcher=info,tradestream_broker=info";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // Our own crates at info; libraries (the embedded broker is chatty) at warn.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        #[cfg(feature = "embedded-broker")]
+        Command::Broker(args) => commands::broker::run(&args),
+        Command::Topics(cmd) => commands::topics::run(&cmd),
+        Command::Produce(cmd) => commands::produce::run(&cmd),
+        Command::Run(worker) => commands::run::run(&worker),
         Command::Match(args) => commands::matching::run(&args),
+        #[cfg(feature = "embedded-broker")]
+        Command::Demo(args) => commands::demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,11 @@
 //! Subcommands, one module each.
 
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+#[cfg(feature = "embedded-broker")]
+pub mod demo;
+pub mod kafka;
 pub mod matching;
+pub mod produce;
+pub mod run;
+pub mod topics;

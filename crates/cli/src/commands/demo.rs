@@ -1,0 +1,261 @@
+//! `tradestream demo`: the pipeline end to end on the embedded broker.
+//!
+//! Starts tansu in-process on a free loopback port, applies topics.yaml, produces a generated
+//! order flow while the matcher runs, then reads the output topics back and prints what happened:
+//! orders in, events out, trades, dead letters, throughput and end-to-end latency (the order's
+//! record timestamp → the output record's timestamp). Exits 0 only if every order got its
+//! outcome (an execution or a dead letter).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::message::Message;
+use tradestream_matcher::MatcherStats;
+use tradestream_runtime::partition::PartitionReader;
+use tradestream_runtime::{KafkaConfig, Shutdown};
+
+use super::produce::{self, Format};
+use super::topics;
+
+/// Arguments of `tradestream demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Order commands to generate.
+    #[arg(long, default_value_t = 200_000)]
+    pub orders: u64,
+    /// Seed of the order flow.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Bad records per thousand (they must all reach dead letters).
+    #[arg(long, default_value_t = 0)]
+    pub poison_per_mille: u64,
+    /// Also print the summary as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Instruments file.
+    #[arg(long, default_value = "instruments.yaml")]
+    pub instruments: PathBuf,
+    /// Topic layout.
+    #[arg(long, default_value = "topics.yaml")]
+    pub topics: PathBuf,
+}
+
+/// Starts the embedded broker on a free loopback port in a background thread; returns its
+/// address once it accepts connections.
+pub fn start_embedded_broker() -> anyhow::Result<SocketAddr> {
+    let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    std::thread::Builder::new()
+        .name("broker".into())
+        .spawn(move || {
+            let config = tradestream_broker::BrokerConfig {
+                listen: addr,
+                advertised: None,
+            };
+            if let Err(e) = rt.block_on(tradestream_broker::run(&config)) {
+                tracing::error!(error = %e, "embedded broker stopped");
+            }
+        })?;
+    for _ in 0..300 {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(addr);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the embedded broker did not start listening on {addr}")
+}
+
+/// What the output topics hold after the run.
+#[derive(Debug, Default)]
+struct Outputs {
+    /// Commands with their first outcome: accepted, rejected, cancelled or replaced.
+    outcomes: u64,
+    executions: u64,
+    trades: u64,
+    market_data: u64,
+    dead_letters: u64,
+    rejected: u64,
+    /// Order record timestamp → output record timestamp, per outcome (ms).
+    latencies: Vec<i64>,
+}
+
+fn read_outputs(kafka: &KafkaConfig, partitions: i32) -> anyhow::Result<Outputs> {
+    let reader = PartitionReader::new(kafka, Duration::from_secs(60))?;
+    let mut out = Outputs::default();
+    for p in 0..partitions {
+        for (topic, count) in [
+            ("trades", &mut out.trades),
+            ("market-data", &mut out.market_data),
+        ] {
+            reader.read_to_end(topic, p, 0, |_| *count += 1)?;
+        }
+        reader.read_to_end("executions", p, 0, |m| {
+            out.executions += 1;
+            let Some(v) = m
+                .payload()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            else {
+                return;
+            };
+            let kind = v["event"].as_str().unwrap_or_default();
+            if matches!(kind, "accepted" | "rejected" | "cancelled" | "replaced") {
+                out.outcomes += 1;
+                out.rejected += u64::from(kind == "rejected");
+                if let (Some(ts), Some(at)) = (v["ts"].as_i64(), m.timestamp().to_millis()) {
+                    out.latencies.push(at - ts);
+                }
+            }
+        })?;
+    }
+    let dlq_partitions = reader.partition_count("dead-letters")?;
+    for p in 0..dlq_partitions {
+        reader.read_to_end("dead-letters", p, 0, |_| out.dead_letters += 1)?;
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[i64], q: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the demo.
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    let instruments = tradestream_config::load_instruments(&args.instruments)?;
+    let layout = topics::checked_layout(&args.topics)?;
+    let partitions = layout.get("orders").map_or(1, |t| t.partitions);
+
+    eprintln!("starting the embedded broker (tansu, memory storage)…");
+    let addr = start_embedded_broker()?;
+    let kafka = KafkaConfig::new(addr.to_string());
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(topics::apply(&layout, &kafka))?;
+    eprintln!(
+        "broker on {addr}; {} topics created from {}",
+        report.created.len(),
+        args.topics.display()
+    );
+
+    let shutdown = Shutdown::new();
+    let stats = Arc::new(MatcherStats::default());
+    let mut cfg = tradestream_matcher::MatcherConfig::new(kafka.clone(), instruments.clone());
+    cfg.group = "tradestream-demo-matcher".into();
+    let matcher = {
+        let (shutdown, stats) = (shutdown.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name("matcher".into())
+            .spawn(move || tradestream_matcher::run(cfg, shutdown, stats))?
+    };
+
+    let started = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let producer = {
+        let (kafka, sent) = (kafka.clone(), sent.clone());
+        let flow = produce::flow(&instruments, args.seed, args.poison_per_mille, false);
+        let count = args.orders;
+        std::thread::Builder::new()
+            .name("producer".into())
+            .spawn(move || {
+                let records = produce::generate(flow, count).map(Ok);
+                produce::produce(&kafka, "orders", Format::Json, 0, records, &sent)
+            })?
+    };
+
+    let bar = indicatif::ProgressBar::new(args.orders);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} orders matched {msg}",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
+    );
+    // Generous bound: a healthy run takes a small fraction of it.
+    let deadline = started + Duration::from_secs(120 + args.orders / 500);
+    let mut failed = None;
+    loop {
+        let done = stats.records_in.load(Ordering::Relaxed);
+        bar.set_position(done.min(args.orders));
+        bar.set_message(format!(
+            "(produced {}, trades {}, dead letters {})",
+            sent.load(Ordering::Relaxed),
+            stats.trades.load(Ordering::Relaxed),
+            stats.dead_letters.load(Ordering::Relaxed)
+        ));
+        if done >= args.orders {
+            break;
+        }
+        if matcher.is_finished() {
+            failed = Some("the matcher stopped early");
+            break;
+        }
+        if Instant::now() > deadline {
+            failed = Some("timed out waiting for the matcher");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let matched_in = started.elapsed();
+    bar.finish();
+    shutdown.trigger();
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the producer panicked"))??;
+    matcher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the matcher panicked"))??;
+    if let Some(why) = failed {
+        bail!("{why}");
+    }
+
+    let outputs = read_outputs(&kafka, partitions)?;
+    let mut lat = outputs.latencies.clone();
+    lat.sort_unstable();
+    let secs = matched_in.as_secs_f64().max(1e-9);
+    let summary = serde_json::json!({
+        "orders_in": args.orders,
+        "events_out": outputs.executions + outputs.trades + outputs.market_data,
+        "executions": outputs.executions,
+        "trades": outputs.trades,
+        "market_data": outputs.market_data,
+        "rejected": outputs.rejected,
+        "dead_letters": outputs.dead_letters,
+        "outcomes": outputs.outcomes,
+        "orders_per_s": (args.orders as f64 / secs).round(),
+        "p50_ms": percentile(&lat, 0.50),
+        "p99_ms": percentile(&lat, 0.99),
+        "snapshots": stats.snapshots.load(Ordering::Relaxed),
+        "seconds": (secs * 10.0).round() / 10.0,
+    });
+    println!("orders in       {}", args.orders);
+    println!(
+        "events out      {} (executions {}, trades {}, market data {})",
+        summary["events_out"], outputs.executions, outputs.trades, outputs.market_data
+    );
+    println!("rejected        {}", outputs.rejected);
+    println!("dead letters    {}", outputs.dead_letters);
+    println!("throughput      {} orders/s", summary["orders_per_s"]);
+    println!(
+        "latency         p50 {} ms, p99 {} ms (order produced → outcome produced)",
+        summary["p50_ms"], summary["p99_ms"]
+    );
+    if args.json {
+        println!("{summary}");
+    }
+    let accounted = outputs.outcomes + outputs.dead_letters;
+    if accounted != args.orders {
+        bail!(
+            "{} orders in, but {} outcomes and {} dead letters",
+            args.orders,
+            outputs.outcomes,
+            outputs.dead_letters
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Dead letters: records a worker could not decode or process, kept with what went wrong.
+
+use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::headers::{SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, WORKER};
+
+/// Header: the error class (`decode`, `oversized`, `process`).
+pub const ERROR_CLASS: &str = "error-class";
+/// Header: the error message.
+pub const ERROR_MESSAGE: &str = "error-message";
+
+/// Why a record is a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poison {
+    /// Bounded class, usable as a metric label.
+    pub class: &'static str,
+    /// The message, for people.
+    pub message: String,
+}
+
+/// Headers of a dead letter for the record at `topic`/`partition`/`offset`.
+pub fn headers(
+    poison: &Poison,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    worker: &str,
+) -> OwnedHeaders {
+    let partition = partition.to_string();
+    let offset = offset.to_string();
+    OwnedHeaders::new_with_capacity(6)
+        .insert(Header {
+            key: ERROR_CLASS,
+            value: Some(poison.class),
+        })
+        .insert(Header {
+            key: ERROR_MESSAGE,
+            value: Some(&poison.message),
+        })
+        .insert(Header {
+            key: SOURCE_TOPIC,
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: SOURCE_PARTITION,
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: SOURCE_OFFSET,
+            value: Some(&offset),
+        })
+        .insert(Header {
+            key: WORKER,
+            value: Some(worker),
+        })
+}

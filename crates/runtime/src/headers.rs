@@ -1,0 +1,73 @@
+//! Provenance headers on every output record (DESIGN.md §1): where it came from and its `seq`.
+
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+
+/// Header: input partition the record derives from.
+pub const SOURCE_PARTITION: &str = "source-partition";
+/// Header: input offset the record derives from.
+pub const SOURCE_OFFSET: &str = "source-offset";
+/// Header: input topic the record derives from.
+pub const SOURCE_TOPIC: &str = "source-topic";
+/// Header: per-input-partition, per-output-topic sequence number, contiguous from 1.
+pub const SEQ: &str = "seq";
+/// Header: the worker that wrote the record.
+pub const WORKER: &str = "worker";
+
+/// Where an output record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provenance<'a> {
+    /// Input topic.
+    pub source_topic: &'a str,
+    /// Input partition.
+    pub source_partition: i32,
+    /// Input offset.
+    pub source_offset: i64,
+    /// Output sequence number.
+    pub seq: u64,
+    /// Writing worker.
+    pub worker: &'a str,
+}
+
+impl Provenance<'_> {
+    /// The provenance as record headers (values as decimal text, readable with any tool).
+    pub fn headers(&self) -> OwnedHeaders {
+        let partition = self.source_partition.to_string();
+        let offset = self.source_offset.to_string();
+        let seq = self.seq.to_string();
+        OwnedHeaders::new_with_capacity(5)
+            .insert(Header {
+                key: SOURCE_TOPIC,
+                value: Some(self.source_topic),
+            })
+            .insert(Header {
+                key: SOURCE_PARTITION,
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: SOURCE_OFFSET,
+                value: Some(&offset),
+            })
+            .insert(Header {
+                key: SEQ,
+                value: Some(&seq),
+            })
+            .insert(Header {
+                key: WORKER,
+                value: Some(self.worker),
+            })
+    }
+}
+
+/// The text value of header `key`, if present and UTF-8.
+pub fn text<'a, H: Headers>(headers: &'a H, key: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// The integer value of header `key`, if present and numeric.
+pub fn number<H: Headers>(headers: &H, key: &str) -> Option<i64> {
+    text(headers, key).and_then(|v| v.parse().ok())
+}

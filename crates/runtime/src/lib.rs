@@ -1,0 +1,19 @@
+//! # tradestream-runtime
+//!
+//! The pieces every worker shares (DESIGN.md §7).
+//!
+//! ## Layout
+//! - [`client`]: librdkafka settings: bootstrap servers, typed settings, pass-through overrides.
+//! - [`headers`]: provenance headers (source partition, source offset, seq, worker) and their parsing.
+//! - [`dead_letter`]: dead-letter records with headers naming the error and its source.
+//! - [`partition`]: reading one partition between two offsets (restore, dedup, verification).
+//! - [`shutdown`]: a cloneable stop flag set by SIGINT/SIGTERM or by the caller.
+
+pub mod client;
+pub mod dead_letter;
+pub mod headers;
+pub mod partition;
+pub mod shutdown;
+
+pub use client::KafkaConfig;
+pub use shutdown::Shutdown;

@@ -1,0 +1,113 @@
+//! Reading one partition between two offsets, outside any consumer group.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::client::KafkaConfig;
+
+/// Why a partition could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The client failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The end of the partition was not reached in time.
+    #[error("timed out reading {topic}/{partition} at offset {at}")]
+    Timeout {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Next offset that was awaited.
+        at: i64,
+    },
+}
+
+/// Reads partitions by offset range.
+pub struct PartitionReader {
+    consumer: BaseConsumer,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PartitionReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionReader")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl PartitionReader {
+    /// A reader; `timeout` bounds each call.
+    pub fn new(config: &KafkaConfig, timeout: Duration) -> Result<Self, ReadError> {
+        Ok(PartitionReader {
+            consumer: config.reader().create()?,
+            timeout,
+        })
+    }
+
+    /// Low and high watermarks of a partition. The high watermark may lag on some brokers (see
+    /// [`PartitionReader::read_to_end`]); use it as a lower bound of the end.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), ReadError> {
+        Ok(self
+            .consumer
+            .fetch_watermarks(topic, partition, self.timeout)?)
+    }
+
+    /// Calls `f` on every record of `topic`/`partition` from offset `from` to the end of the
+    /// partition as a fetch sees it (librdkafka's partition EOF).
+    ///
+    /// The end is taken from the fetch, not from [`PartitionReader::watermarks`]: a broker may
+    /// answer offset queries with a high watermark that lags what fetches already return (the
+    /// embedded tansu 0.6 does), and a read bounded by it would miss the newest records.
+    pub fn read_to_end(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        mut f: impl FnMut(&BorrowedMessage<'_>),
+    ) -> Result<(), ReadError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from.max(0)))?;
+        self.consumer.assign(&tpl)?;
+        let deadline = Instant::now() + self.timeout;
+        let mut at = from;
+        loop {
+            if Instant::now() > deadline {
+                return Err(ReadError::Timeout {
+                    topic: topic.to_owned(),
+                    partition,
+                    at,
+                });
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) if m.topic() == topic && m.partition() == partition => {
+                    if m.offset() >= at {
+                        at = m.offset() + 1;
+                        f(&m);
+                    }
+                }
+                Some(Ok(_)) | None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => break,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+        self.consumer.assign(&TopicPartitionList::new())?;
+        Ok(())
+    }
+}
+
+impl PartitionReader {
+    /// How many partitions `topic` has (0 when it does not exist).
+    pub fn partition_count(&self, topic: &str) -> Result<i32, ReadError> {
+        let md = self.consumer.fetch_metadata(Some(topic), self.timeout)?;
+        Ok(md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len() as i32))
+    }
+}

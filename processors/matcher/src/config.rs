@@ -1,0 +1,97 @@
+//! Matcher settings.
+
+use std::time::Duration;
+
+use tradestream_engine::Instruments;
+use tradestream_runtime::KafkaConfig;
+
+/// How output records are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// The JSON event contract (`tradestream match`'s output, plus provenance fields).
+    Json,
+}
+
+/// Everything the matcher needs to run.
+#[derive(Debug, Clone)]
+pub struct MatcherConfig {
+    /// Cluster connection.
+    pub kafka: KafkaConfig,
+    /// Consumer group; also the key prefix of snapshots.
+    pub group: String,
+    /// Input topic.
+    pub orders: String,
+    /// Order lifecycle events (and fills).
+    pub executions: String,
+    /// One record per fill.
+    pub trades: String,
+    /// L2 deltas and top of book.
+    pub market_data: String,
+    /// Compacted engine snapshots.
+    pub snapshots: String,
+    /// Records that could not be decoded.
+    pub dead_letters: String,
+    /// The instruments the engines trade.
+    pub instruments: Instruments,
+    /// Snapshot a partition after this many input records.
+    pub snapshot_every_records: u64,
+    /// ... or after this long, whichever comes first (if it had input since).
+    pub snapshot_every: Duration,
+    /// Most input records between two flush-and-commit points.
+    pub max_batch: usize,
+    /// Input records larger than this go to dead letters (class `oversized`).
+    pub max_record_bytes: usize,
+    /// Output encoding.
+    pub format: OutputFormat,
+    /// Worker name in provenance and dead-letter headers.
+    pub worker: String,
+}
+
+impl MatcherConfig {
+    /// Defaults for the standard topic names (topics.yaml) and `instruments`.
+    pub fn new(kafka: KafkaConfig, instruments: Instruments) -> Self {
+        MatcherConfig {
+            kafka,
+            group: default_group(),
+            orders: "orders".into(),
+            executions: "executions".into(),
+            trades: "trades".into(),
+            market_data: "market-data".into(),
+            snapshots: "matcher-snapshots".into(),
+            dead_letters: "dead-letters".into(),
+            instruments,
+            snapshot_every_records: default_snapshot_every_records(),
+            snapshot_every: default_snapshot_every(),
+            max_batch: default_max_batch(),
+            max_record_bytes: default_max_record_bytes(),
+            format: OutputFormat::Json,
+            worker: "matcher".into(),
+        }
+    }
+}
+
+/// The matcher's consumer group.
+fn default_group() -> String {
+    "tradestream-matcher".into()
+}
+
+/// Recovery replays at most this many records per partition; 10 000 keep restarts well under a
+/// second at the engine's speed while snapshots stay rare.
+const fn default_snapshot_every_records() -> u64 {
+    10_000
+}
+
+/// A quiet partition still gets a snapshot within 10 s of its last input.
+const fn default_snapshot_every() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// 2 000 records per flush keeps the produce round trip amortised without delaying commits.
+const fn default_max_batch() -> usize {
+    2_000
+}
+
+/// Orders are small; anything over 64 KiB is a mistake, not an order.
+const fn default_max_record_bytes() -> usize {
+    64 * 1024
+}

@@ -1,0 +1,31 @@
+//! # tradestream-matcher
+//!
+//! `tradestream run matcher`: consumes `orders`, runs one matching engine per input partition,
+//! and writes executions, trades and market data to the same partition number of their topics
+//! (co-partitioning, DESIGN.md §1), each record with provenance headers and a contiguous `seq`
+//! per input partition and output topic.
+//!
+//! ## Effectively-once (DESIGN.md §2–3)
+//! 1. Outputs are produced idempotently (`acks=all`); input offsets are committed only after
+//!    every output of those inputs is acknowledged.
+//! 2. Every `snapshot-every` records per partition, once the outputs up to there are
+//!    acknowledged, the engine state, the input offset it covers and the output counters go to
+//!    the compacted `matcher-snapshots` topic (chunked when large).
+//! 3. On assignment of partition p the worker loads p's latest snapshot, reads what each output
+//!    topic already holds since that snapshot (the last `seq`, the dead-lettered offsets), and
+//!    resumes input right after the snapshot's offset. The deterministic engine regenerates the
+//!    same outputs; those already present are not produced again.
+//!
+//! ## Layout
+//! - `config.rs`: settings.
+//! - `state.rs`: per-partition state and its snapshot form.
+//! - `restore.rs`: rebuilding a partition's state from the snapshot topic and the outputs.
+//! - `worker.rs`: the consumer loop, rebalance handling, batching, commits, snapshots.
+
+mod config;
+mod restore;
+mod state;
+mod worker;
+
+pub use config::{MatcherConfig, OutputFormat};
+pub use worker::{MatcherStats, run};

@@ -11,6 +11,7 @@
 //! ## Layout
 //! - [`BrokerConfig`]: where to listen.
 //! - [`run`]: serve until SIGINT/SIGTERM (tansu installs its own signal handlers).
+//! - [`spawn`]: serve from a background thread of this process (demo, benchmarks).
 
 use std::net::SocketAddr;
 
@@ -55,4 +56,34 @@ pub async fn run(config: &BrokerConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .context("embedded broker failed")?;
     Ok(())
+}
+
+/// Starts the broker in a background thread on `listen` (port 0: a free loopback port) and
+/// returns its address once it accepts connections. It lives as long as the process.
+pub fn spawn(listen: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let addr = if listen.port() == 0 {
+        std::net::TcpListener::bind(listen)?.local_addr()?
+    } else {
+        listen
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    std::thread::Builder::new()
+        .name("broker".into())
+        .spawn(move || {
+            let config = BrokerConfig {
+                listen: addr,
+                advertised: None,
+            };
+            if let Err(e) = rt.block_on(run(&config)) {
+                tracing::error!(error = %e, "embedded broker stopped");
+            }
+        })?;
+    for _ in 0..300 {
+        let up = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100));
+        if up.is_ok() {
+            return Ok(addr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    anyhow::bail!("the embedded broker did not start listening on {addr}")
 }

@@ -10,13 +10,20 @@ use std::time::{Duration, Instant};
 
 use rdkafka::message::{Headers, Message};
 use serde_json::Value;
-use tradestream_codec::json;
+use tradestream_codec::avro;
 use tradestream_engine::{Command as EngineCommand, Engine};
 use tradestream_runtime::KafkaConfig;
 use tradestream_runtime::headers;
 use tradestream_runtime::partition::PartitionReader;
 
 const PARTITIONS: i32 = 6;
+
+/// These tests each run a broker, a producer and matchers: one at a time on a 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 /// The matcher's limit (MatcherConfig::max_record_bytes default).
 const MAX_RECORD_BYTES: usize = 64 * 1024;
 
@@ -81,20 +88,34 @@ fn run_ok(args: &[&str]) {
     );
 }
 
+/// Starts a matcher; its log goes to a numbered file under the test's temporary directory.
 fn start_matcher(addr: &str, snapshot_every: u64) -> Proc {
-    let child = bin()
-        .args([
-            "run",
-            "matcher",
-            "--bootstrap-servers",
-            addr,
-            "--snapshot-every",
-            &snapshot_every.to_string(),
-            "--max-batch",
-            "500",
-        ])
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("matcher-{}-{n}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("matcher log file");
+    eprintln!("matcher {n} logs to {}", log_path.display());
+    let mut cmd = bin();
+    cmd.args([
+        "run",
+        "matcher",
+        "--bootstrap-servers",
+        addr,
+        "--snapshot-every",
+        &snapshot_every.to_string(),
+        "--max-batch",
+        "500",
+        "--rejoin-when-idle-ms",
+        "15000",
+    ]);
+    // TRADESTREAM_TEST_KAFKA_DEBUG=cgrp,… adds librdkafka debug contexts to the matcher logs.
+    if let Ok(debug) = std::env::var("TRADESTREAM_TEST_KAFKA_DEBUG") {
+        cmd.args(["--kafka", &format!("debug={debug}")]);
+    }
+    let child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start matcher");
     Proc(child)
@@ -114,8 +135,8 @@ fn stop_matcher(mut m: Proc) -> Value {
     serde_json::from_str(&last).unwrap_or_else(|_| panic!("stats line, got {last:?}"))
 }
 
-/// Records of one partition: (key, payload, headers as a map, timestamp).
-type Rec = (Vec<u8>, Vec<u8>, BTreeMap<String, String>);
+/// A record of one partition: offset, payload and headers (as a map).
+type Rec = (i64, Vec<u8>, BTreeMap<String, String>);
 
 fn read_all(reader: &PartitionReader, topic: &str, p: i32) -> Vec<Rec> {
     let mut out = Vec::new();
@@ -130,66 +151,67 @@ fn read_all(reader: &PartitionReader, topic: &str, p: i32) -> Vec<Rec> {
                     );
                 }
             }
-            out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-                h,
-            ));
+            out.push((m.offset(), m.payload().unwrap_or_default().to_vec(), h));
         })
         .unwrap();
     out
 }
 
-/// Waits (bounded) until the matcher group has committed `total` input records.
-fn wait_caught_up(addr: &str, total: u64, timeout: Duration) {
+/// Input records the matcher group has committed, over all partitions.
+fn committed(addr: &str) -> u64 {
     use rdkafka::consumer::Consumer;
-    let deadline = Instant::now() + timeout;
     let probe: rdkafka::consumer::BaseConsumer = KafkaConfig::new(addr)
         .group_consumer("tradestream-matcher")
         .create()
         .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("orders", p);
+    }
+    probe
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .map(|c| {
+            c.elements()
+                .iter()
+                .filter_map(|e| e.offset().to_raw())
+                .filter(|o| *o > 0)
+                .sum::<i64>() as u64
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until the matcher group has committed more than `at_least` input records.
+fn wait_committed(addr: &str, at_least: u64, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
     loop {
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition("orders", p);
-        }
-        let committed: i64 = probe
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .map(|c| {
-                c.elements()
-                    .iter()
-                    .filter_map(|e| e.offset().to_raw())
-                    .filter(|o| *o > 0)
-                    .sum()
-            })
-            .unwrap_or(0);
-        if committed as u64 >= total {
-            return;
+        let now = committed(addr);
+        if now >= at_least {
+            return now;
         }
         assert!(
             Instant::now() < deadline,
-            "matcher did not catch up: committed {committed} of {total}"
+            "matcher did not catch up: committed {now}, waiting for {at_least}"
         );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
 
-/// The engine offline over one orders partition: JSON of every expected output per topic
-/// (seq removed: on topics it is per topic, offline it is per engine), and the count of
-/// records the matcher must dead-letter.
-fn offline(orders: &[Rec]) -> (BTreeMap<&'static str, Vec<Value>>, usize) {
+/// The engine offline over one orders partition: the exact bytes of every expected output per
+/// topic (Avro, with the provenance the matcher must give it), and the count of records the
+/// matcher must dead-letter.
+fn offline(p: i32, orders: &[Rec]) -> (BTreeMap<&'static str, Vec<Vec<u8>>>, usize) {
     let instruments =
         tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
     let mut engine: Engine = Engine::new(instruments.clone());
-    let mut expected: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
+    let mut expected: BTreeMap<&'static str, Vec<Vec<u8>>> = BTreeMap::new();
     let mut poison = 0;
     let mut events = Vec::new();
-    for (_, payload, _) in orders {
+    for (offset, payload, _) in orders {
         if payload.len() > MAX_RECORD_BYTES {
             poison += 1;
             continue;
         }
-        let cmd = json::decode_command(payload, 0);
+        let cmd = avro::decode_command_any(payload, 0);
         if matches!(cmd, EngineCommand::Invalid(_)) {
             poison += 1;
             continue;
@@ -197,17 +219,27 @@ fn offline(orders: &[Rec]) -> (BTreeMap<&'static str, Vec<Value>>, usize) {
         events.clear();
         engine.apply(&cmd, &mut events);
         for e in &events {
-            let mut buf = Vec::new();
-            json::encode_event(&instruments, e, &mut buf);
-            let mut v: Value = serde_json::from_slice(&buf).unwrap();
-            v.as_object_mut().unwrap().remove("seq");
-            let topics: &[&'static str] = match v["event"].as_str().unwrap() {
+            let topics: &[&'static str] = match e.kind.name() {
                 "trade" => &["executions", "trades"],
                 "book_delta" | "top_of_book" => &["market-data"],
                 _ => &["executions"],
             };
             for t in topics {
-                expected.entry(t).or_default().push(v.clone());
+                let records = expected.entry(t).or_default();
+                let provenance = avro::Provenance {
+                    source_partition: p,
+                    source_offset: *offset,
+                    seq: records.len() as u64 + 1,
+                };
+                let mut buf = Vec::new();
+                avro::encode_event(
+                    &instruments,
+                    e,
+                    provenance,
+                    avro::Framing::SingleObject,
+                    &mut buf,
+                );
+                records.push(buf);
             }
         }
     }
@@ -221,11 +253,31 @@ fn verify(addr: &str) -> (usize, usize) {
     let (mut checked, mut dead) = (0, 0);
     for p in 0..PARTITIONS {
         let orders = read_all(&reader, "orders", p);
-        let (expected, poison) = offline(&orders);
+        let (expected, poison) = offline(p, &orders);
         for topic in ["executions", "trades", "market-data"] {
             let live = read_all(&reader, topic, p);
             let want = expected.get(topic).cloned().unwrap_or_default();
-            assert_eq!(live.len(), want.len(), "{topic}/{p}: record count");
+            if live.len() != want.len() {
+                let first = live
+                    .iter()
+                    .zip(&want)
+                    .position(|((_, payload, _), want)| payload != want)
+                    .unwrap_or(live.len().min(want.len()));
+                let show = |i: usize| {
+                    let l = live
+                        .get(i)
+                        .map(|(o, b, h)| (o, avro::decode_event(b), h.clone()));
+                    let w = want.get(i).map(|b| avro::decode_event(b));
+                    format!("record {i}:\n live {l:?}\n want {w:?}")
+                };
+                panic!(
+                    "{topic}/{p}: {} records, {} expected; first difference at {first}\n{}\n{}",
+                    live.len(),
+                    want.len(),
+                    show(first),
+                    show(first + 1)
+                );
+            }
             for (i, ((_, payload, h), want)) in live.iter().zip(&want).enumerate() {
                 assert_eq!(
                     h[headers::SEQ],
@@ -233,9 +285,11 @@ fn verify(addr: &str) -> (usize, usize) {
                     "{topic}/{p}: seq contiguous"
                 );
                 assert_eq!(h[headers::SOURCE_PARTITION], p.to_string());
-                let mut v: Value = serde_json::from_slice(payload).unwrap();
-                v.as_object_mut().unwrap().remove("seq");
-                assert_eq!(&v, want, "{topic}/{p} record {i}");
+                if payload != want {
+                    let live = avro::decode_event(payload);
+                    let want = avro::decode_event(want);
+                    panic!("{topic}/{p} record {i}: live {live:?}\nwant {want:?}");
+                }
             }
             checked += live.len();
         }
@@ -264,6 +318,7 @@ fn verify(addr: &str) -> (usize, usize) {
 
 #[test]
 fn matcher_outputs_equal_the_offline_engine() {
+    let _serial = serial();
     let (_broker, addr) = start_broker();
     run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
     run_ok(&[
@@ -279,7 +334,7 @@ fn matcher_outputs_equal_the_offline_engine() {
         "10",
     ]);
     let matcher = start_matcher(&addr, 2_000);
-    wait_caught_up(&addr, 20_000, Duration::from_secs(300));
+    wait_committed(&addr, 20_000, Duration::from_secs(300));
     let stats = stop_matcher(matcher);
     let (checked, dead) = verify(&addr);
     assert!(checked > 20_000, "{checked}");
@@ -289,6 +344,7 @@ fn matcher_outputs_equal_the_offline_engine() {
 
 #[test]
 fn crashes_lose_nothing_and_duplicate_nothing() {
+    let _serial = serial();
     const ORDERS: u64 = 100_000;
     const SNAPSHOT_EVERY: u64 = 3_000;
     let (_broker, addr) = start_broker();
@@ -305,7 +361,7 @@ fn crashes_lose_nothing_and_duplicate_nothing() {
             "--seed",
             "2",
             "--rate",
-            "4000",
+            "1500",
             "--poison-per-mille",
             "5",
         ])
@@ -314,26 +370,31 @@ fn crashes_lose_nothing_and_duplicate_nothing() {
         .spawn()
         .expect("start producer");
     let producer = Proc(producer);
-    // A graceful stop and restart first.
+    // A graceful stop and restart first, once the matcher has made progress.
     let matcher = start_matcher(&addr, SNAPSHOT_EVERY);
-    std::thread::sleep(Duration::from_millis(2_000));
+    wait_committed(&addr, 1, Duration::from_secs(120));
     stop_matcher(matcher);
+    let mut done = committed(&addr);
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     for kill in 0..3 {
+        // A new member gets the partitions once the killed one's session expires; kill it at
+        // a random moment after it has made progress of its own.
         let matcher = start_matcher(&addr, SNAPSHOT_EVERY);
+        wait_committed(&addr, done + 1, Duration::from_secs(120));
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(2_000 + rng % 3_000));
+        std::thread::sleep(Duration::from_millis(200 + rng % 2_000));
         signal(&matcher.0, "-KILL");
         drop(matcher);
-        eprintln!("killed matcher ({})", kill + 1);
+        done = committed(&addr);
+        eprintln!("killed matcher ({}) at {done} committed", kill + 1);
     }
     // The run after the last kill recovers and finishes the flow.
     let matcher = start_matcher(&addr, SNAPSHOT_EVERY);
     let mut producer = producer;
     assert!(producer.0.wait().expect("producer exits").success());
-    wait_caught_up(&addr, ORDERS, Duration::from_secs(600));
+    wait_committed(&addr, ORDERS, Duration::from_secs(600));
     let stats = stop_matcher(matcher);
     verify(&addr);
     // Recovery is bounded by the snapshot interval plus one batch per partition, not history.
@@ -342,4 +403,43 @@ fn crashes_lose_nothing_and_duplicate_nothing() {
         replayed <= PARTITIONS as u64 * (SNAPSHOT_EVERY + 500),
         "replayed {replayed}"
     );
+}
+
+#[test]
+fn a_paused_broker_delays_but_loses_nothing() {
+    let _serial = serial();
+    let (broker, addr) = start_broker();
+    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let producer = Proc(
+        bin()
+            .args([
+                "produce",
+                "orders",
+                "--bootstrap-servers",
+                &addr,
+                "--count",
+                "20000",
+                "--seed",
+                "3",
+                "--rate",
+                "2000",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start producer"),
+    );
+    let matcher = start_matcher(&addr, 2_000);
+    let before = wait_committed(&addr, 1, Duration::from_secs(120));
+    // The broker stops answering for 5 s while both clients are mid-flight.
+    signal(&broker.0, "-STOP");
+    std::thread::sleep(Duration::from_secs(5));
+    signal(&broker.0, "-CONT");
+    let mut producer = producer;
+    assert!(producer.0.wait().expect("producer exits").success());
+    let after = wait_committed(&addr, 20_000, Duration::from_secs(300));
+    assert!(after > before);
+    let stats = stop_matcher(matcher);
+    assert_eq!(stats["dead_letters"].as_u64(), Some(0));
+    verify(&addr);
 }

@@ -55,15 +55,24 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            // Also the rebalance timeout: how long a rebalance waits for a member that does not
+            // rejoin (e.g. one killed mid-rebalance). Workers poll every batch, and restoring a
+            // partition takes well under a second, so 30 s is generous and keeps failover short.
+            .set("max.poll.interval.ms", "30000");
         c
     }
 
     /// A consumer outside any group, for reading partitions by offset.
     pub fn reader(&self) -> ClientConfig {
         let mut c = self.base();
+        // Short fetch waits: a reader stops at the partition's end, and a restore reads several
+        // partitions one after another, so the broker's long poll must not hold each one.
         c.set("group.id", "tradestream-reader")
             .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "10")
+            .set("fetch.error.backoff.ms", "10")
+            .set("fetch.queue.backoff.ms", "10")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest");

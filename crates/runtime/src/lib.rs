@@ -8,12 +8,14 @@
 //! - [`dead_letter`]: dead-letter records with headers naming the error and its source.
 //! - [`partition`]: reading one partition between two offsets (restore, dedup, verification).
 //! - [`shutdown`]: a cloneable stop flag set by SIGINT/SIGTERM or by the caller.
+//! - [`topics`]: creating the topics of topics.yaml and reporting drift.
 
 pub mod client;
 pub mod dead_letter;
 pub mod headers;
 pub mod partition;
 pub mod shutdown;
+pub mod topics;
 
 pub use client::KafkaConfig;
 pub use shutdown::Shutdown;

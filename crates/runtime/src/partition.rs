@@ -26,9 +26,30 @@ pub enum ReadError {
     },
 }
 
+/// Past the known end, this long without a record ends a read.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Keeps partition-end notices out of the error log: for a reader they are the expected end.
+struct ReaderContext;
+
+impl rdkafka::ClientContext for ReaderContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        let end = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end {
+            tracing::warn!(error = %error, reason, "partition reader error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReaderContext {}
+
 /// Reads partitions by offset range.
 pub struct PartitionReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ReaderContext>,
     timeout: Duration,
 }
 
@@ -44,7 +65,7 @@ impl PartitionReader {
     /// A reader; `timeout` bounds each call.
     pub fn new(config: &KafkaConfig, timeout: Duration) -> Result<Self, ReadError> {
         Ok(PartitionReader {
-            consumer: config.reader().create()?,
+            consumer: config.reader().create_with_context(ReaderContext)?,
             timeout,
         })
     }
@@ -63,6 +84,9 @@ impl PartitionReader {
     /// The end is taken from the fetch, not from [`PartitionReader::watermarks`]: a broker may
     /// answer offset queries with a high watermark that lags what fetches already return (the
     /// embedded tansu 0.6 does), and a read bounded by it would miss the newest records.
+    ///
+    /// Start at a record batch boundary (e.g. offset 0) or well before the records wanted:
+    /// tansu 0.6 answers a fetch that starts inside a batch with the batches after it.
     pub fn read_to_end(
         &self,
         topic: &str,
@@ -70,11 +94,15 @@ impl PartitionReader {
         from: i64,
         mut f: impl FnMut(&BorrowedMessage<'_>),
     ) -> Result<(), ReadError> {
+        // A lower bound of the end (see above); with it, a quiet partition also ends the read
+        // should the end-of-partition notice not come.
+        let (_, high) = self.watermarks(topic, partition)?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Offset(from.max(0)))?;
         self.consumer.assign(&tpl)?;
         let deadline = Instant::now() + self.timeout;
         let mut at = from;
+        let mut last_record = Instant::now();
         loop {
             if Instant::now() > deadline {
                 return Err(ReadError::Timeout {
@@ -85,12 +113,15 @@ impl PartitionReader {
             }
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) if m.topic() == topic && m.partition() == partition => {
+                    last_record = Instant::now();
                     if m.offset() >= at {
                         at = m.offset() + 1;
                         f(&m);
                     }
                 }
-                Some(Ok(_)) | None => {}
+                Some(Ok(_)) => {}
+                None if at >= high && last_record.elapsed() >= QUIET => break,
+                None => {}
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => break,
                 Some(Err(e)) => return Err(e.into()),
             }

@@ -8,7 +8,9 @@ use tradestream_runtime::KafkaConfig;
 /// How output records are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// The JSON event contract (`tradestream match`'s output, plus provenance fields).
+    /// Avro single-object encoding of `schemas/engine_event.avsc` (the default, per topics.yaml).
+    Avro,
+    /// The JSON event contract (`tradestream match`'s output, `seq` being the topic's).
     Json,
 }
 
@@ -45,6 +47,11 @@ pub struct MatcherConfig {
     pub format: OutputFormat,
     /// Worker name in provenance and dead-letter headers.
     pub worker: String,
+    /// Re-join the group after this long without any partition. Off by default: on Kafka a
+    /// member without partitions is normal (more members than partitions). The embedded broker
+    /// (tansu 0.6) needs it: it does not rebalance when a member's session expires, so the
+    /// partitions of a killed member stay with it until another member joins.
+    pub rejoin_when_idle: Option<Duration>,
 }
 
 impl MatcherConfig {
@@ -64,8 +71,9 @@ impl MatcherConfig {
             snapshot_every: default_snapshot_every(),
             max_batch: default_max_batch(),
             max_record_bytes: default_max_record_bytes(),
-            format: OutputFormat::Json,
+            format: OutputFormat::Avro,
             worker: "matcher".into(),
+            rejoin_when_idle: None,
         }
     }
 }

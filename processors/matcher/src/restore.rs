@@ -76,15 +76,25 @@ fn latest_snapshot(
 }
 
 /// The `seq` header of the last record in an output partition (0 when empty).
+///
+/// Reads from just before the end, further back when that yields nothing: a fetch that starts
+/// inside a record batch may be answered with the next batch only (tansu 0.6), so a read from
+/// the last offset alone can come back empty.
 fn last_seq(reader: &PartitionReader, topic: &str, partition: i32) -> Result<u64, ReadError> {
     let (low, high) = reader.watermarks(topic, partition)?;
-    let mut seq = 0;
-    reader.read_to_end(topic, partition, (high - 1).max(low), |m| {
-        if let Some(h) = m.headers() {
-            seq = headers::number(h, headers::SEQ).unwrap_or(0).max(0) as u64;
+    let mut seq = None;
+    for back in [1, 1_000, 100_000, i64::MAX] {
+        let from = high.saturating_sub(back).max(low);
+        reader.read_to_end(topic, partition, from, |m| {
+            if let Some(h) = m.headers() {
+                seq = Some(headers::number(h, headers::SEQ).unwrap_or(0).max(0) as u64);
+            }
+        })?;
+        if seq.is_some() || from == low {
+            break;
         }
-    })?;
-    Ok(seq)
+    }
+    Ok(seq.unwrap_or(0))
 }
 
 /// The highest input offset of `partition` this worker dead-lettered at or after `from`.
@@ -98,7 +108,10 @@ fn last_dead_letter(
     let dlq_partition = partition % dlq_partitions;
     let (low, _) = reader.watermarks(&cfg.dead_letters, dlq_partition)?;
     let mut last = -1;
-    reader.read_to_end(&cfg.dead_letters, dlq_partition, from.max(low), |m| {
+    // Start well before `from`: a fetch starting inside a batch may skip the rest of it (see
+    // `last_seq`); earlier records only lower nothing, the maximum is kept.
+    let start = from.saturating_sub(10_000).max(low);
+    reader.read_to_end(&cfg.dead_letters, dlq_partition, start, |m| {
         let Some(h) = m.headers() else { return };
         let ours = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
             && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
@@ -159,5 +172,6 @@ pub(crate) fn restore(
         snapshot_offset: next_offset - 1,
         replayed: 0,
         committed,
+        refetch: None,
     })
 }

@@ -16,14 +16,14 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tradestream_codec::json;
-use tradestream_engine::{Command, Event};
+use tradestream_codec::{avro, json};
+use tradestream_engine::{Command, Event, Seq};
 use tradestream_runtime::Shutdown;
 use tradestream_runtime::dead_letter::{self, Poison};
 use tradestream_runtime::headers::Provenance;
 use tradestream_runtime::partition::PartitionReader;
 
-use crate::config::MatcherConfig;
+use crate::config::{MatcherConfig, OutputFormat};
 use crate::restore::{RestoreError, restore};
 use crate::state::{PartitionState, TRADES, routes};
 
@@ -46,7 +46,21 @@ pub struct MatcherStats {
     pub snapshots: AtomicU64,
     /// Partitions restored.
     pub restores: AtomicU64,
+    /// Re-fetches after a gap in input offsets.
+    pub refetches: AtomicU64,
 }
+
+/// What to do with a polled record before processing it.
+enum Gate {
+    Process,
+    Skip,
+    /// Input offsets jumped: fetch again from this (earlier) offset.
+    Refetch(i64),
+}
+
+/// How long to wait for a re-fetched offset before asking again, and how often to ask.
+const REFETCH_WAIT: Duration = Duration::from_secs(1);
+const REFETCH_TRIES: u32 = 8;
 
 /// Why the worker stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -210,16 +224,65 @@ fn send(producer: &OutputProducer, record: BaseRecord<'_, [u8], [u8]>) -> Result
 }
 
 impl Core {
-    /// Processes one input record of an assigned partition.
+    /// Decides whether a polled record is the next input of its partition.
+    ///
+    /// `orders` is never compacted and never written transactionally, so its offsets have no
+    /// gaps. A jump means the fetch skipped records: the embedded tansu 0.6 answers a fetch that
+    /// starts inside a record batch with the *next* batch, so resuming right after a snapshot
+    /// loses the rest of that batch. The records are fetched again from further back each time
+    /// (64, 256, 1024, … offsets before; earlier records are skipped as already processed), up
+    /// to [`REFETCH_TRIES`] times, before the gap is accepted with an error.
+    fn gate(&mut self, p: i32, offset: i64) -> Gate {
+        let Some(state) = self.partitions.get_mut(&p) else {
+            return Gate::Skip; // revoked meanwhile
+        };
+        if offset < state.next_offset {
+            return Gate::Skip; // already processed
+        }
+        if offset == state.next_offset || state.next_offset == 0 {
+            state.refetch = None;
+            return Gate::Process;
+        }
+        let want = state.next_offset;
+        match state.refetch {
+            Some((at, since, _)) if at == want && since.elapsed() < REFETCH_WAIT => Gate::Skip,
+            Some((at, _, tries)) if at == want && tries >= REFETCH_TRIES => {
+                tracing::error!(
+                    partition = p,
+                    expected = want,
+                    got = offset,
+                    "input offsets jumped and re-fetching did not help; records are missing"
+                );
+                state.refetch = None;
+                Gate::Process
+            }
+            previous => {
+                let tries = previous
+                    .filter(|(at, ..)| *at == want)
+                    .map_or(0, |(.., t)| t)
+                    + 1;
+                tracing::warn!(
+                    partition = p,
+                    expected = want,
+                    got = offset,
+                    tries,
+                    "gap in input offsets; fetching again"
+                );
+                state.refetch = Some((want, Instant::now(), tries));
+                self.stats.refetches.fetch_add(1, Ordering::Relaxed);
+                let back = 64i64 << (2 * (tries - 1).min(20));
+                Gate::Refetch((want - back).max(0))
+            }
+        }
+    }
+
+    /// Processes one input record of an assigned partition (already gated).
     fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<(), MatcherError> {
         let p = m.partition();
         let offset = m.offset();
         let Some(state) = self.partitions.get_mut(&p) else {
-            return Ok(()); // revoked meanwhile
+            return Ok(());
         };
-        if offset < state.next_offset {
-            return Ok(()); // already processed (a re-fetch after a seek)
-        }
         state.next_offset = offset + 1;
         state.since_snapshot += 1;
         if offset < state.committed {
@@ -242,7 +305,8 @@ impl Core {
             })
         } else {
             let ts = m.timestamp().to_millis().unwrap_or(0);
-            match json::decode_command(payload, ts) {
+            // JSON or Avro (single-object or Confluent framing), told apart by the first byte.
+            match avro::decode_command_any(payload, ts) {
                 Command::Invalid(bad) => Some(Poison {
                     class: "decode",
                     message: bad.detail.into_string(),
@@ -284,7 +348,30 @@ impl Core {
                     continue;
                 }
                 buf.clear();
-                json::encode_event(&cfg.instruments, event, buf);
+                match cfg.format {
+                    OutputFormat::Avro => {
+                        let provenance = avro::Provenance {
+                            source_partition: p,
+                            source_offset: offset,
+                            seq,
+                        };
+                        avro::encode_event(
+                            &cfg.instruments,
+                            event,
+                            provenance,
+                            avro::Framing::SingleObject,
+                            buf,
+                        );
+                    }
+                    OutputFormat::Json => {
+                        // On a topic `seq` is the topic's counter, not the engine's.
+                        let numbered = Event {
+                            seq: Seq(seq),
+                            ..event.clone()
+                        };
+                        json::encode_event(&cfg.instruments, &numbered, buf);
+                    }
+                }
                 let provenance = Provenance {
                     source_topic: &cfg.orders,
                     source_partition: p,
@@ -469,7 +556,18 @@ pub fn run(
     tracing::info!(group = %cfg.group, topic = %cfg.orders, "matcher started");
 
     let result = (|| -> Result<(), MatcherError> {
+        let mut idle_since = Instant::now();
         while !shutdown.is_triggered() {
+            if let Some(limit) = cfg.rejoin_when_idle {
+                if !lock(&core).partitions.is_empty() {
+                    idle_since = Instant::now();
+                } else if idle_since.elapsed() >= limit {
+                    tracing::info!("no partitions for a while; re-joining the group");
+                    consumer.unsubscribe();
+                    consumer.subscribe(&[&cfg.orders])?;
+                    idle_since = Instant::now();
+                }
+            }
             let mut taken = 0;
             let mut wait = Duration::from_millis(100);
             while taken < cfg.max_batch {
@@ -486,7 +584,20 @@ pub fn run(
                     }
                 };
                 taken += 1;
-                lock(&core).process(&m)?;
+                let mut c = lock(&core);
+                match c.gate(m.partition(), m.offset()) {
+                    Gate::Process => c.process(&m)?,
+                    Gate::Skip => {}
+                    Gate::Refetch(at) => {
+                        drop(c);
+                        consumer.seek(
+                            &cfg.orders,
+                            m.partition(),
+                            Offset::Offset(at),
+                            Duration::from_secs(10),
+                        )?;
+                    }
+                }
             }
             let mut c = lock(&core);
             if let Some(e) = c.failure.take() {

@@ -6,7 +6,7 @@
 //! record timestamp → the output record's timestamp). Exits 0 only if every order got its
 //! outcome (an execution or a dead letter).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rdkafka::message::Message;
+use tradestream_codec::avro;
 use tradestream_matcher::MatcherStats;
 use tradestream_runtime::partition::PartitionReader;
 use tradestream_runtime::{KafkaConfig, Shutdown};
@@ -44,31 +45,6 @@ pub struct DemoArgs {
     pub topics: PathBuf,
 }
 
-/// Starts the embedded broker on a free loopback port in a background thread; returns its
-/// address once it accepts connections.
-pub fn start_embedded_broker() -> anyhow::Result<SocketAddr> {
-    let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let rt = tokio::runtime::Runtime::new()?;
-    std::thread::Builder::new()
-        .name("broker".into())
-        .spawn(move || {
-            let config = tradestream_broker::BrokerConfig {
-                listen: addr,
-                advertised: None,
-            };
-            if let Err(e) = rt.block_on(tradestream_broker::run(&config)) {
-                tracing::error!(error = %e, "embedded broker stopped");
-            }
-        })?;
-    for _ in 0..300 {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return Ok(addr);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("the embedded broker did not start listening on {addr}")
-}
-
 /// What the output topics hold after the run.
 #[derive(Debug, Default)]
 struct Outputs {
@@ -95,18 +71,15 @@ fn read_outputs(kafka: &KafkaConfig, partitions: i32) -> anyhow::Result<Outputs>
         }
         reader.read_to_end("executions", p, 0, |m| {
             out.executions += 1;
-            let Some(v) = m
-                .payload()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-            else {
+            let Some(event) = m.payload().and_then(|b| avro::decode_event(b).ok()) else {
                 return;
             };
-            let kind = v["event"].as_str().unwrap_or_default();
+            let kind = event.kind.name();
             if matches!(kind, "accepted" | "rejected" | "cancelled" | "replaced") {
                 out.outcomes += 1;
                 out.rejected += u64::from(kind == "rejected");
-                if let (Some(ts), Some(at)) = (v["ts"].as_i64(), m.timestamp().to_millis()) {
-                    out.latencies.push(at - ts);
+                if let Some(at) = m.timestamp().to_millis() {
+                    out.latencies.push(at - event.ts);
                 }
             }
         })?;
@@ -133,10 +106,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let partitions = layout.get("orders").map_or(1, |t| t.partitions);
 
     eprintln!("starting the embedded broker (tansu, memory storage)…");
-    let addr = start_embedded_broker()?;
+    let addr = tradestream_broker::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let kafka = KafkaConfig::new(addr.to_string());
-    let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(topics::apply(&layout, &kafka))?;
+    let report = tradestream_runtime::topics::apply(&layout, &kafka)?;
     eprintln!(
         "broker on {addr}; {} topics created from {}",
         report.created.len(),
@@ -147,6 +119,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let stats = Arc::new(MatcherStats::default());
     let mut cfg = tradestream_matcher::MatcherConfig::new(kafka.clone(), instruments.clone());
     cfg.group = "tradestream-demo-matcher".into();
+    cfg.rejoin_when_idle = Some(Duration::from_secs(15));
     let matcher = {
         let (shutdown, stats) = (shutdown.clone(), stats.clone());
         std::thread::Builder::new()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tradestream_matcher::{MatcherConfig, MatcherStats};
+use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
 
 use super::kafka::{KafkaArgs, shutdown_on_signals};
 
@@ -36,6 +36,22 @@ pub struct MatcherArgs {
     /// Most input records between two flush-and-commit points.
     #[arg(long, default_value_t = 2_000)]
     pub max_batch: usize,
+    /// Re-join the group after this many milliseconds without partitions (0: never). For the
+    /// embedded broker, which does not rebalance when a member's session expires.
+    #[arg(long, default_value_t = 0)]
+    pub rejoin_when_idle_ms: u64,
+    /// Encoding of the output records.
+    #[arg(long, value_enum, default_value_t = OutputFormatArg::Avro)]
+    pub output_format: OutputFormatArg,
+}
+
+/// `--output-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormatArg {
+    /// Avro single-object encoding (schemas/engine_event.avsc).
+    Avro,
+    /// The JSON event contract.
+    Json,
 }
 
 impl MatcherArgs {
@@ -47,6 +63,12 @@ impl MatcherArgs {
         cfg.snapshot_every_records = self.snapshot_every;
         cfg.snapshot_every = Duration::from_millis(self.snapshot_interval_ms);
         cfg.max_batch = self.max_batch;
+        cfg.rejoin_when_idle =
+            (self.rejoin_when_idle_ms > 0).then(|| Duration::from_millis(self.rejoin_when_idle_ms));
+        cfg.format = match self.output_format {
+            OutputFormatArg::Avro => OutputFormat::Avro,
+            OutputFormatArg::Json => OutputFormat::Json,
+        };
         Ok(cfg)
     }
 }

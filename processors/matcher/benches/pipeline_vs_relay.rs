@@ -73,6 +73,7 @@ fn relay(kafka: &KafkaConfig, n: u64) -> Duration {
     let start = Instant::now();
     let mut done = 0u64;
     let deadline = start + Duration::from_secs(600);
+    let mut next: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
     while done < n && Instant::now() < deadline {
         let mut taken = 0;
         let mut wait = Duration::from_millis(100);
@@ -88,15 +89,20 @@ fn relay(kafka: &KafkaConfig, n: u64) -> Duration {
                 record = record.key(k);
             }
             send(&producer, record);
+            next.insert(m.partition(), m.offset() + 1);
             taken += 1;
         }
         if taken > 0 {
+            // As the matcher: outputs acknowledged, then the input offsets committed.
             producer
                 .flush(Duration::from_secs(60))
                 .expect("relay flush");
-            consumer
-                .commit_consumer_state(CommitMode::Sync)
-                .expect("commit");
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for (p, o) in &next {
+                tpl.add_partition_offset("orders", *p, rdkafka::Offset::Offset(*o))
+                    .expect("offset");
+            }
+            consumer.commit(&tpl, CommitMode::Sync).expect("commit");
             done += taken as u64;
         }
     }

@@ -26,8 +26,12 @@ use super::topics;
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Order commands to generate.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 500_000)]
     pub orders: u64,
+    /// Orders produced per second (0: as fast as the broker takes them). The default stays below
+    /// what the matcher sustains here, so the latency figures are the pipeline's, not a backlog's.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
     /// Seed of the order flow.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -132,12 +136,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let producer = {
         let (kafka, sent) = (kafka.clone(), sent.clone());
         let flow = produce::flow(&instruments, args.seed, args.poison_per_mille, false);
-        let count = args.orders;
+        let (count, rate) = (args.orders, args.rate);
         std::thread::Builder::new()
             .name("producer".into())
             .spawn(move || {
                 let records = produce::generate(flow, count).map(Ok);
-                produce::produce(&kafka, "orders", Format::Json, 0, records, &sent)
+                produce::produce(&kafka, "orders", Format::Json, rate, records, &sent)
             })?
     };
 

@@ -138,3 +138,30 @@ fn binary_garbage_never_panics() {
     assert_eq!(ev.len(), 3, "three non-blank lines, three rejections");
     assert!(ev.iter().all(|e| e["reason"] == "malformed"));
 }
+
+#[test]
+fn topics_check_accepts_the_shipped_layout_and_names_every_problem() {
+    let out = tradestream(&["topics", "check"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no problems"));
+
+    // Break co-partitioning: executions with 3 partitions while orders has 6.
+    let shipped = std::fs::read_to_string(root().join("topics.yaml")).unwrap();
+    let broken = shipped.replacen(
+        "  - name: executions\n    partitions: *matcher-partitions",
+        "  - name: executions\n    partitions: 3",
+        1,
+    );
+    assert_ne!(broken, shipped, "the layout changed");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("broken-topics.yaml");
+    std::fs::write(&path, broken).unwrap();
+    let out = tradestream(&["topics", "check", "--file", path.to_str().unwrap()], b"");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("executions"), "{stderr}");
+    assert!(stderr.contains("co-partition"), "{stderr}");
+}

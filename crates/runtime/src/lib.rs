@@ -19,3 +19,6 @@ pub mod topics;
 
 pub use client::KafkaConfig;
 pub use shutdown::Shutdown;
+
+#[cfg(test)]
+mod tests;

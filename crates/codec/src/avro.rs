@@ -1428,7 +1428,7 @@ impl Need {
 // ---------------------------------------------------------------------------------------------
 
 #[cfg(test)]
-const SNAPSHOT_FIELDS: [&str; 9] = [
+const SNAPSHOT_FIELDS: [&str; 12] = [
     "group",
     "partition",
     "input_offset",
@@ -1438,6 +1438,9 @@ const SNAPSHOT_FIELDS: [&str; 9] = [
     "chunk",
     "chunks",
     "engine_bytes",
+    "trades_seq",
+    "market_data_seq",
+    "dead_letter_end",
 ];
 
 /// A matcher snapshot, or one chunk of one (`snapshot_meta.avsc`). Unsigned values keep their
@@ -1450,7 +1453,7 @@ pub struct SnapshotMeta {
     pub partition: i32,
     /// The last input offset the snapshot covers.
     pub input_offset: i64,
-    /// The last output sequence number written for that offset.
+    /// The last seq on the executions topic for that offset.
     pub last_seq: u64,
     /// Hash of the engine state ([`Engine::state_hash`](tradestream_engine::Engine::state_hash)).
     pub state_hash: u64,
@@ -1462,6 +1465,12 @@ pub struct SnapshotMeta {
     pub chunks: u32,
     /// This chunk of the engine's snapshot bytes.
     pub engine_bytes: Vec<u8>,
+    /// The last seq on the trades topic for that offset.
+    pub trades_seq: u64,
+    /// The last seq on the market-data topic for that offset.
+    pub market_data_seq: u64,
+    /// End offset of the dead-letter partition when the snapshot was taken.
+    pub dead_letter_end: i64,
 }
 
 /// Encodes a snapshot (chunk).
@@ -1478,6 +1487,9 @@ pub fn encode_snapshot(meta: &SnapshotMeta, framing: Framing) -> Vec<u8> {
     put_long(o, i64::from(meta.chunk as i32));
     put_long(o, i64::from(meta.chunks as i32));
     put_bytes(o, &meta.engine_bytes);
+    put_long(o, meta.trades_seq as i64);
+    put_long(o, meta.market_data_seq as i64);
+    put_long(o, meta.dead_letter_end);
     out
 }
 
@@ -1494,6 +1506,9 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotMeta, AvroError> {
         chunk: r.int("chunk")? as u32,
         chunks: r.int("chunks")? as u32,
         engine_bytes: r.bytes("engine_bytes")?.to_vec(),
+        trades_seq: r.long("trades_seq")? as u64,
+        market_data_seq: r.long("market_data_seq")? as u64,
+        dead_letter_end: r.long("dead_letter_end")?,
     };
     r.finish()?;
     Ok(meta)

@@ -205,7 +205,8 @@ fn schemas_parse_and_fingerprints_are_rabin_of_the_canonical_form() {
             r#"{"name":"input_offset","type":"long"},{"name":"last_seq","type":"long"},"#,
             r#"{"name":"state_hash","type":"long"},{"name":"output_hash","type":"long"},"#,
             r#"{"name":"chunk","type":"int"},{"name":"chunks","type":"int"},"#,
-            r#"{"name":"engine_bytes","type":"bytes"}]}"#
+            r#"{"name":"engine_bytes","type":"bytes"},{"name":"trades_seq","type":"long"},"#,
+            r#"{"name":"market_data_seq","type":"long"},{"name":"dead_letter_end","type":"long"}]}"#
         )
     );
 }
@@ -908,6 +909,9 @@ fn sample_snapshots() -> Vec<SnapshotMeta> {
             chunk: 2,
             chunks: u32::MAX,
             engine_bytes: (0..=255).cycle().take(100_000).collect(),
+            trades_seq: 41,
+            market_data_seq: u64::MAX,
+            dead_letter_end: -1,
         },
     ]
 }

@@ -10,7 +10,8 @@
 //!    every output of those inputs is acknowledged.
 //! 2. Every `snapshot-every` records per partition, once the outputs up to there are
 //!    acknowledged, the engine state, the input offset it covers and the output counters go to
-//!    the compacted `matcher-snapshots` topic (chunked when large).
+//!    the compacted `matcher-snapshots` topic (`schemas/snapshot_meta.avsc`, chunked when large,
+//!    one key per chunk).
 //! 3. On assignment of partition p the worker loads p's latest snapshot, reads what each output
 //!    topic already holds since that snapshot (the last `seq`, the dead-lettered offsets), and
 //!    resumes input right after the snapshot's offset. The deterministic engine regenerates the

@@ -34,6 +34,7 @@ const SNAPSHOT_WINDOW: i64 = 64;
 fn latest_snapshot(
     reader: &PartitionReader,
     topic: &str,
+    group: &str,
     partition: i32,
 ) -> Result<Option<(SnapshotChunk, Vec<u8>)>, ReadError> {
     let (low, high) = reader.watermarks(topic, partition)?;
@@ -46,7 +47,7 @@ fn latest_snapshot(
             let Some(c) = m.payload().and_then(SnapshotChunk::decode) else {
                 return;
             };
-            if c.partition != partition {
+            if c.partition != partition || c.group != group {
                 return;
             }
             let continues = assembling.as_ref().is_some_and(|(prev, _)| {
@@ -132,7 +133,7 @@ pub(crate) fn restore(
     committed: i64,
     dlq_partitions: i32,
 ) -> Result<PartitionState, RestoreError> {
-    let snapshot = latest_snapshot(reader, &cfg.snapshots, partition)?;
+    let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.group, partition)?;
     let (engine, next_offset, seq, dlq_from) = match snapshot {
         Some((meta, bytes)) => {
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)

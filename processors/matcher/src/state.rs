@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use tradestream_codec::avro;
 use tradestream_engine::{Engine, EventKind};
 
 /// Output topics with a `seq` counter, in this order everywhere.
@@ -46,13 +47,11 @@ pub(crate) struct PartitionState {
     pub refetch: Option<(i64, Instant, u32)>,
 }
 
-/// One snapshot record (a chunk of the engine snapshot plus the metadata).
-///
-/// Layout (little-endian): `b"TSMS"`, `u16` version, `i32` partition, `i64` input offset covered,
-/// 3 × `u64` output seqs, `u64` engine state hash, `u32` chunk, `u32` chunks, `u32` length +
-/// engine snapshot bytes of this chunk, `i64` dead-letter partition end offset when taken.
+/// One snapshot record: a chunk of the engine snapshot plus the metadata, written as
+/// `schemas/snapshot_meta.avsc` (Avro single-object encoding).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SnapshotChunk {
+    pub group: String,
     pub partition: i32,
     pub input_offset: i64,
     pub seq: [u64; OUTPUTS],
@@ -65,74 +64,60 @@ pub(crate) struct SnapshotChunk {
     pub dead_letter_end: i64,
 }
 
-const MAGIC: &[u8; 4] = b"TSMS";
-const VERSION: u16 = 1;
 /// Chunks stay well under the default 1 MB broker message limit.
 pub(crate) const CHUNK_BYTES: usize = 512 * 1024;
 
 impl SnapshotChunk {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.bytes.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&self.partition.to_le_bytes());
-        out.extend_from_slice(&self.input_offset.to_le_bytes());
-        for s in self.seq {
-            out.extend_from_slice(&s.to_le_bytes());
-        }
-        out.extend_from_slice(&self.state_hash.to_le_bytes());
-        out.extend_from_slice(&self.chunk.to_le_bytes());
-        out.extend_from_slice(&self.chunks.to_le_bytes());
-        out.extend_from_slice(&(self.bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.bytes);
-        out.extend_from_slice(&self.dead_letter_end.to_le_bytes());
-        out
+        let meta = avro::SnapshotMeta {
+            group: self.group.clone(),
+            partition: self.partition,
+            input_offset: self.input_offset,
+            last_seq: self.seq[EXECUTIONS],
+            state_hash: self.state_hash,
+            // The output hash chain (DESIGN.md §4) is not kept yet.
+            output_hash: 0,
+            chunk: self.chunk,
+            chunks: self.chunks,
+            engine_bytes: self.bytes.clone(),
+            trades_seq: self.seq[TRADES],
+            market_data_seq: self.seq[MARKET_DATA],
+            dead_letter_end: self.dead_letter_end,
+        };
+        avro::encode_snapshot(&meta, avro::Framing::SingleObject)
     }
 
     pub fn decode(b: &[u8]) -> Option<SnapshotChunk> {
-        let mut r = b;
-        let mut take = |n: usize| -> Option<&[u8]> {
-            let (head, tail) = r.split_at_checked(n)?;
-            r = tail;
-            Some(head)
-        };
-        if take(4)? != MAGIC || u16::from_le_bytes(take(2)?.try_into().ok()?) != VERSION {
-            return None;
-        }
-        let partition = i32::from_le_bytes(take(4)?.try_into().ok()?);
-        let input_offset = i64::from_le_bytes(take(8)?.try_into().ok()?);
-        let mut seq = [0u64; OUTPUTS];
-        for s in &mut seq {
-            *s = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        }
-        let state_hash = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        let chunk = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let chunks = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        let bytes = take(len)?.to_vec();
-        let dead_letter_end = i64::from_le_bytes(take(8)?.try_into().ok()?);
-        (chunk < chunks && r.is_empty()).then_some(SnapshotChunk {
-            partition,
-            input_offset,
-            seq,
-            state_hash,
-            chunk,
-            chunks,
-            bytes,
-            dead_letter_end,
+        let m = avro::decode_snapshot(b).ok()?;
+        (m.chunk < m.chunks).then_some(SnapshotChunk {
+            group: m.group,
+            partition: m.partition,
+            input_offset: m.input_offset,
+            seq: [m.last_seq, m.trades_seq, m.market_data_seq],
+            state_hash: m.state_hash,
+            chunk: m.chunk,
+            chunks: m.chunks,
+            bytes: m.engine_bytes,
+            dead_letter_end: m.dead_letter_end,
         })
     }
 }
 
 impl PartitionState {
     /// The snapshot records for this state (one per chunk).
-    pub fn snapshot_chunks(&self, partition: i32, dead_letter_end: i64) -> Vec<SnapshotChunk> {
+    pub fn snapshot_chunks(
+        &self,
+        group: &str,
+        partition: i32,
+        dead_letter_end: i64,
+    ) -> Vec<SnapshotChunk> {
         let engine = self.engine.snapshot();
         let state_hash = tradestream_engine::snapshot::fnv1a64(&engine);
         let parts: Vec<&[u8]> = engine.chunks(CHUNK_BYTES).collect();
         let chunks = parts.len().max(1) as u32;
         (0..chunks)
             .map(|i| SnapshotChunk {
+                group: group.to_owned(),
                 partition,
                 input_offset: self.next_offset - 1,
                 seq: self.seq,
@@ -156,6 +141,7 @@ mod tests {
     #[test]
     fn snapshot_chunks_round_trip_and_refuse_garbage() {
         let c = SnapshotChunk {
+            group: "g".into(),
             partition: 3,
             input_offset: 41,
             seq: [7, 2, 9],

@@ -487,7 +487,7 @@ impl Core {
             let Some(state) = self.partitions.get_mut(&p) else {
                 continue;
             };
-            let chunks = state.snapshot_chunks(p, dlq_end);
+            let chunks = state.snapshot_chunks(&self.cfg.group, p, dlq_end);
             state.since_snapshot = 0;
             state.snapshot_at = Instant::now();
             state.snapshot_offset = state.next_offset - 1;

@@ -1,8 +1,8 @@
 //! Dead letters: records a worker could not decode or process, kept with what went wrong.
 
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 
-use crate::headers::{SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, WORKER};
+use crate::headers::{self, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, WORKER};
 
 /// Header: the error class (`decode`, `oversized`, `process`).
 pub const ERROR_CLASS: &str = "error-class";
@@ -28,29 +28,12 @@ pub fn headers(
 ) -> OwnedHeaders {
     let partition = partition.to_string();
     let offset = offset.to_string();
-    OwnedHeaders::new_with_capacity(6)
-        .insert(Header {
-            key: ERROR_CLASS,
-            value: Some(poison.class),
-        })
-        .insert(Header {
-            key: ERROR_MESSAGE,
-            value: Some(&poison.message),
-        })
-        .insert(Header {
-            key: SOURCE_TOPIC,
-            value: Some(topic),
-        })
-        .insert(Header {
-            key: SOURCE_PARTITION,
-            value: Some(&partition),
-        })
-        .insert(Header {
-            key: SOURCE_OFFSET,
-            value: Some(&offset),
-        })
-        .insert(Header {
-            key: WORKER,
-            value: Some(worker),
-        })
+    headers::with_text(&[
+        (ERROR_CLASS, poison.class),
+        (ERROR_MESSAGE, &poison.message),
+        (SOURCE_TOPIC, topic),
+        (SOURCE_PARTITION, &partition),
+        (SOURCE_OFFSET, &offset),
+        (WORKER, worker),
+    ])
 }

@@ -34,28 +34,27 @@ impl Provenance<'_> {
         let partition = self.source_partition.to_string();
         let offset = self.source_offset.to_string();
         let seq = self.seq.to_string();
-        OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: SOURCE_TOPIC,
-                value: Some(self.source_topic),
-            })
-            .insert(Header {
-                key: SOURCE_PARTITION,
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: SOURCE_OFFSET,
-                value: Some(&offset),
-            })
-            .insert(Header {
-                key: SEQ,
-                value: Some(&seq),
-            })
-            .insert(Header {
-                key: WORKER,
-                value: Some(self.worker),
-            })
+        with_text(&[
+            (SOURCE_TOPIC, self.source_topic),
+            (SOURCE_PARTITION, &partition),
+            (SOURCE_OFFSET, &offset),
+            (SEQ, &seq),
+            (WORKER, self.worker),
+        ])
     }
+}
+
+/// Record headers with these text values, in this order.
+pub fn with_text(pairs: &[(&str, &str)]) -> OwnedHeaders {
+    pairs.iter().fold(
+        OwnedHeaders::new_with_capacity(pairs.len()),
+        |h, &(key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    )
 }
 
 /// The text value of header `key`, if present and UTF-8.

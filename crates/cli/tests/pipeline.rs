@@ -90,6 +90,10 @@ fn run_ok(args: &[&str]) {
 
 /// Starts a matcher; its log goes to a numbered file under the test's temporary directory.
 fn start_matcher(addr: &str, snapshot_every: u64) -> Proc {
+    start_matcher_with(addr, snapshot_every, &[])
+}
+
+fn start_matcher_with(addr: &str, snapshot_every: u64, extra: &[&str]) -> Proc {
     static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -109,6 +113,7 @@ fn start_matcher(addr: &str, snapshot_every: u64) -> Proc {
         "--rejoin-when-idle-ms",
         "15000",
     ]);
+    cmd.args(extra);
     // TRADESTREAM_TEST_KAFKA_DEBUG=cgrp,… adds librdkafka debug contexts to the matcher logs.
     if let Ok(debug) = std::env::var("TRADESTREAM_TEST_KAFKA_DEBUG") {
         cmd.args(["--kafka", &format!("debug={debug}")]);
@@ -119,6 +124,40 @@ fn start_matcher(addr: &str, snapshot_every: u64) -> Proc {
         .spawn()
         .expect("start matcher");
     Proc(child)
+}
+
+fn free_addr() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// `GET /metrics` from a worker's Prometheus endpoint.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).expect("metrics endpoint accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("metrics response");
+    body
+}
+
+/// The sum of every sample of `metric` whose labels contain `label`.
+fn metric_sum(body: &str, metric: &str, label: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// SIGTERM, then the matcher's final stats line.
@@ -333,9 +372,21 @@ fn matcher_outputs_equal_the_offline_engine() {
         "--poison-per-mille",
         "10",
     ]);
-    let matcher = start_matcher(&addr, 2_000);
+    let metrics = free_addr();
+    let matcher = start_matcher_with(&addr, 2_000, &["--metrics-listen", &metrics]);
     wait_committed(&addr, 20_000, Duration::from_secs(300));
+    let body = scrape(&metrics);
     let stats = stop_matcher(matcher);
+    // The Prometheus endpoint counts what the matcher did, by partition and by error class.
+    let records_in = metric_sum(&body, "tradestream_records_in_total", r#"worker="matcher""#);
+    assert!(records_in >= 20_000.0, "records_in {records_in}\n{body}");
+    let dead_letters = metric_sum(&body, "tradestream_dead_letters_total", r#"class="decode""#);
+    assert!(dead_letters > 0.0, "dead letters by class\n{body}");
+    assert!(
+        body.contains("tradestream_latency_seconds_bucket")
+            || body.contains("tradestream_latency_seconds{"),
+        "latency histogram\n{body}"
+    );
     let (checked, dead) = verify(&addr);
     assert!(checked > 20_000, "{checked}");
     assert!(dead > 50, "poison records reached dead letters: {dead}");

@@ -59,7 +59,9 @@ impl KafkaConfig {
             // Also the rebalance timeout: how long a rebalance waits for a member that does not
             // rejoin (e.g. one killed mid-rebalance). Workers poll every batch, and restoring a
             // partition takes well under a second, so 30 s is generous and keeps failover short.
-            .set("max.poll.interval.ms", "30000");
+            .set("max.poll.interval.ms", "30000")
+            // Statistics feed the consumer-lag gauge.
+            .set("statistics.interval.ms", "5000");
         c
     }
 

@@ -9,16 +9,21 @@
 //! - [`partition`]: reading one partition between two offsets (restore, dedup, verification).
 //! - [`shutdown`]: a cloneable stop flag set by SIGINT/SIGTERM or by the caller.
 //! - [`topics`]: creating the topics of topics.yaml and reporting drift.
+//! - [`worker`]: the consumer loop every worker runs, and the [`Worker`] trait it drives.
+//! - [`metrics`]: what the loop reports, and the Prometheus endpoint.
 
 pub mod client;
 pub mod dead_letter;
 pub mod headers;
+pub mod metrics;
 pub mod partition;
 pub mod shutdown;
 pub mod topics;
+pub mod worker;
 
 pub use client::KafkaConfig;
 pub use shutdown::Shutdown;
+pub use worker::{Context, LoopConfig, Outcome, Position, Record, RunError, Worker, WorkerError};
 
 #[cfg(test)]
 mod tests;

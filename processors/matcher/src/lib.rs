@@ -21,7 +21,8 @@
 //! - `config.rs`: settings.
 //! - `state.rs`: per-partition state and its snapshot form.
 //! - `restore.rs`: rebuilding a partition's state from the snapshot topic and the outputs.
-//! - `worker.rs`: the consumer loop, rebalance handling, batching, commits, snapshots.
+//! - `worker.rs`: the [`Worker`](tradestream_runtime::Worker) the shared consumer loop drives:
+//!   restore on assignment, matching, deduplicated outputs, snapshots.
 
 mod config;
 mod restore;
@@ -29,4 +30,4 @@ mod state;
 mod worker;
 
 pub use config::{MatcherConfig, OutputFormat};
-pub use worker::{MatcherStats, run};
+pub use worker::{Matcher, MatcherStats, run};

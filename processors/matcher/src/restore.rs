@@ -173,6 +173,5 @@ pub(crate) fn restore(
         snapshot_offset: next_offset - 1,
         replayed: 0,
         committed,
-        refetch: None,
     })
 }

@@ -42,9 +42,6 @@ pub(crate) struct PartitionState {
     pub replayed: u64,
     /// Committed offset at assignment: input below it was processed before.
     pub committed: i64,
-    /// A re-fetch in progress after a gap in the input: the offset awaited, since when, and how
-    /// many times it was asked for.
-    pub refetch: Option<(i64, Instant, u32)>,
 }
 
 /// One snapshot record: a chunk of the engine snapshot plus the metadata, written as

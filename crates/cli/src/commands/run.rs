@@ -1,11 +1,14 @@
 //! `tradestream run <worker>`: one worker of the pipeline, until SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
+
+use tradestream_runtime::LoopConfig;
 
 use super::kafka::{KafkaArgs, shutdown_on_signals};
 
@@ -16,11 +19,51 @@ pub enum Worker {
     Matcher(MatcherArgs),
 }
 
+/// Options of the consumer loop every worker shares.
+#[derive(Debug, clap::Args)]
+pub struct LoopArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Most input records between two flush-and-commit points.
+    #[arg(long, default_value_t = 2_000)]
+    pub max_batch: usize,
+    /// Re-join the group after this many milliseconds without partitions (0: never). For the
+    /// embedded broker, which does not rebalance when a member's session expires.
+    #[arg(long, default_value_t = 0)]
+    pub rejoin_when_idle_ms: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl LoopArgs {
+    /// The loop settings for consumer group `group`.
+    pub fn config(&self, group: &str, dead_letters: &str) -> LoopConfig {
+        LoopConfig {
+            kafka: self.kafka.config(),
+            group: group.to_owned(),
+            dead_letters: dead_letters.to_owned(),
+            max_batch: self.max_batch,
+            rejoin_when_idle: (self.rejoin_when_idle_ms > 0)
+                .then(|| Duration::from_millis(self.rejoin_when_idle_ms)),
+        }
+    }
+
+    /// Starts the metrics endpoint if one was asked for.
+    pub fn serve_metrics(&self) -> anyhow::Result<()> {
+        if let Some(addr) = self.metrics_listen {
+            tradestream_runtime::metrics::serve(addr)?;
+            tracing::info!(%addr, "serving metrics at /metrics");
+        }
+        Ok(())
+    }
+}
+
 /// Arguments of `run matcher`.
 #[derive(Debug, clap::Args)]
 pub struct MatcherArgs {
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub run: LoopArgs,
     /// Instruments file.
     #[arg(long, default_value = "instruments.yaml")]
     pub instruments: PathBuf,
@@ -33,13 +76,6 @@ pub struct MatcherArgs {
     /// ... or after this many milliseconds with input.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_interval_ms: u64,
-    /// Most input records between two flush-and-commit points.
-    #[arg(long, default_value_t = 2_000)]
-    pub max_batch: usize,
-    /// Re-join the group after this many milliseconds without partitions (0: never). For the
-    /// embedded broker, which does not rebalance when a member's session expires.
-    #[arg(long, default_value_t = 0)]
-    pub rejoin_when_idle_ms: u64,
     /// Encoding of the output records.
     #[arg(long, value_enum, default_value_t = OutputFormatArg::Avro)]
     pub output_format: OutputFormatArg,
@@ -58,13 +94,13 @@ impl MatcherArgs {
     /// The worker configuration.
     pub fn config(&self) -> anyhow::Result<MatcherConfig> {
         let instruments = tradestream_config::load_instruments(&self.instruments)?;
-        let mut cfg = MatcherConfig::new(self.kafka.config(), instruments);
+        let mut cfg = MatcherConfig::new(self.run.kafka.config(), instruments);
         cfg.group = self.group.clone();
         cfg.snapshot_every_records = self.snapshot_every;
         cfg.snapshot_every = Duration::from_millis(self.snapshot_interval_ms);
-        cfg.max_batch = self.max_batch;
-        cfg.rejoin_when_idle =
-            (self.rejoin_when_idle_ms > 0).then(|| Duration::from_millis(self.rejoin_when_idle_ms));
+        let run = self.run.config(&self.group, &cfg.dead_letters);
+        cfg.max_batch = run.max_batch;
+        cfg.rejoin_when_idle = run.rejoin_when_idle;
         cfg.format = match self.output_format {
             OutputFormatArg::Avro => OutputFormat::Avro,
             OutputFormatArg::Json => OutputFormat::Json,
@@ -78,6 +114,7 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
     match worker {
         Worker::Matcher(args) => {
             let cfg = args.config()?;
+            args.run.serve_metrics()?;
             let shutdown = shutdown_on_signals()?;
             let stats = Arc::new(MatcherStats::default());
             tradestream_matcher::run(cfg, shutdown, stats.clone())?;

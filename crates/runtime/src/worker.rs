@@ -1,0 +1,730 @@
+//! The consumer loop every worker shares (DESIGN.md §7).
+//!
+//! A worker implements [`Worker`]: what to do when a partition is assigned (restore, and say where
+//! to start), with each input record, at each checkpoint and when a partition is revoked. The
+//! loop owns everything else:
+//!
+//! - one group consumer (cooperative-sticky) and one idempotent producer;
+//! - batches of at most `max_batch` records; after each batch it waits until every output is
+//!   acknowledged, lets the worker checkpoint (a store transaction holding its offsets), and only
+//!   then commits the input offsets;
+//! - rebalance callbacks run on the loop's thread inside `poll`: a revoked partition's batch is
+//!   flushed, checkpointed and committed before the partition is given up;
+//! - input offsets are gated: a record below the partition's next offset is skipped (replayed
+//!   fetch), and a jump forward is fetched again from further back (see [`Core::gate`]);
+//! - dead letters, with headers naming the error and the source record;
+//! - metrics (see [`crate::metrics`]) and a clean stop on [`Shutdown`].
+//!
+//! The loop is synchronous, like librdkafka's consumer; run it on a thread of its own.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::dead_letter::{self, Poison};
+use crate::metrics::{self, BatchMetrics};
+use crate::partition::PartitionReader;
+use crate::{KafkaConfig, Shutdown};
+
+/// An error a worker raises; it stops the loop (nothing after the last commit is lost: a restart
+/// resumes from there).
+pub type WorkerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the loop stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A client failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The worker cannot start (e.g. a topic is missing).
+    #[error("cannot start: {0}")]
+    Setup(String),
+    /// Outputs were not acknowledged; nothing was committed, a restart resumes safely.
+    #[error("output not acknowledged: {0}")]
+    Delivery(String),
+    /// The worker failed.
+    #[error(transparent)]
+    Worker(WorkerError),
+}
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    /// Connection settings.
+    pub kafka: KafkaConfig,
+    /// Consumer group.
+    pub group: String,
+    /// Dead-letter topic.
+    pub dead_letters: String,
+    /// Most input records between two checkpoints.
+    pub max_batch: usize,
+    /// Re-join the group after this long without partitions (the embedded broker does not
+    /// rebalance when a member's session expires; on real Kafka leave it off).
+    pub rejoin_when_idle: Option<Duration>,
+}
+
+/// One input record.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// Value (empty for a tombstone).
+    pub payload: &'a [u8],
+    /// Record timestamp, ms (create or log-append time).
+    pub timestamp_ms: Option<i64>,
+}
+
+/// What became of one input record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Processed (or recognised as already handled).
+    Done,
+    /// Cannot be processed: the loop writes it to the dead-letter topic and goes on.
+    Poison(Poison),
+}
+
+/// Where a consumer stands on one input partition after a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// Input topic.
+    pub topic: String,
+    /// Input partition.
+    pub partition: i32,
+    /// Next offset to read.
+    pub next_offset: i64,
+}
+
+/// A worker: the part of a job that is not the consumer loop.
+pub trait Worker: Send + 'static {
+    /// Name, for headers, logs and metric labels (e.g. `matcher`).
+    fn name(&self) -> &str;
+
+    /// Input topics.
+    fn topics(&self) -> Vec<String>;
+
+    /// `topic`/`partition` was assigned. Restore its state and return the next offset to read
+    /// (0: from the beginning). `committed` is the group's committed offset (-1: none).
+    fn assign(
+        &mut self,
+        ctx: &mut Context<'_>,
+        topic: &str,
+        partition: i32,
+        committed: i64,
+    ) -> Result<i64, WorkerError>;
+
+    /// Processes one input record, in offset order per partition.
+    fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        record: &Record<'_>,
+    ) -> Result<Outcome, WorkerError>;
+
+    /// Every output so far is acknowledged; `positions` are the input partitions that moved
+    /// since the last checkpoint. Persist what must survive a crash (a store transaction with
+    /// these offsets). The loop commits the offsets to the group right after.
+    fn checkpoint(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _positions: &[Position],
+    ) -> Result<(), WorkerError> {
+        Ok(())
+    }
+
+    /// Called after every round of the loop (a batch, possibly empty, and its commit), and once
+    /// more with `last = true` when the loop stops cleanly (e.g. to write snapshots that are due).
+    fn after_batch(&mut self, _ctx: &mut Context<'_>, _last: bool) -> Result<(), WorkerError> {
+        Ok(())
+    }
+
+    /// `topic`/`partition` was revoked, after its last batch was checkpointed and committed.
+    fn revoke(&mut self, _topic: &str, _partition: i32) {}
+}
+
+/// Delivery failures, checked after each flush.
+#[derive(Debug, Default)]
+pub struct DeliveryContext {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// The producer every worker writes through.
+pub type OutputProducer = ThreadedProducer<DeliveryContext>;
+
+/// What a worker can do from its callbacks: produce, read partitions, dead-letter.
+pub struct Context<'a> {
+    producer: &'a OutputProducer,
+    reader: &'a PartitionReader,
+    dead_letters: &'a str,
+    dlq_partitions: i32,
+    worker: &'a str,
+    metrics: &'a mut BatchMetrics,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context<'_> {
+    /// Produces one record, waiting for queue space if the producer is full. Acknowledgement
+    /// is checked at the next checkpoint (or by [`Context::flush`]).
+    pub fn send(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), WorkerError> {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        send(self.producer, record)?;
+        self.metrics.sent(topic);
+        Ok(())
+    }
+
+    /// Waits until everything sent so far is acknowledged.
+    pub fn flush(&self) -> Result<(), WorkerError> {
+        flush(self.producer).map_err(|e| Box::new(e) as WorkerError)
+    }
+
+    /// Reads partitions by offset (restores, dedup scans).
+    pub fn reader(&self) -> &PartitionReader {
+        self.reader
+    }
+
+    /// The dead-letter topic.
+    pub fn dead_letter_topic(&self) -> &str {
+        self.dead_letters
+    }
+
+    /// Partitions of the dead-letter topic.
+    pub fn dead_letter_partitions(&self) -> i32 {
+        self.dlq_partitions
+    }
+
+    /// The dead-letter partition of input partition `p` (`p` modulo the topic's partitions).
+    pub fn dead_letter_partition(&self, p: i32) -> i32 {
+        p % self.dlq_partitions
+    }
+
+    /// The worker's name.
+    pub fn worker(&self) -> &str {
+        self.worker
+    }
+}
+
+fn send(producer: &OutputProducer, record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
+    let mut record = record;
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+fn flush(producer: &OutputProducer) -> Result<(), RunError> {
+    producer.flush(Duration::from_secs(60))?;
+    let failed = producer.context().failed.load(Ordering::SeqCst);
+    if failed > 0 {
+        let last = producer
+            .context()
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .unwrap_or_default();
+        return Err(RunError::Delivery(format!(
+            "{failed} records failed: {last}"
+        )));
+    }
+    Ok(())
+}
+
+/// How long to wait for a re-fetched offset before asking again, and how often to ask.
+const REFETCH_WAIT: Duration = Duration::from_secs(1);
+const REFETCH_TRIES: u32 = 8;
+
+/// What to do with a polled record before processing it.
+enum Gate {
+    Process,
+    Skip,
+    /// Offsets jumped: fetch again from this (earlier) offset.
+    Refetch(i64),
+}
+
+/// The loop's view of one assigned input partition.
+#[derive(Debug)]
+struct Assigned {
+    /// Next offset to process.
+    next_offset: i64,
+    /// A re-fetch in progress: (offset wanted, when asked, tries).
+    refetch: Option<(i64, Instant, u32)>,
+}
+
+/// Everything the loop and the rebalance callbacks share.
+struct Core<W: Worker> {
+    worker: W,
+    producer: OutputProducer,
+    reader: PartitionReader,
+    cfg: LoopConfig,
+    name: String,
+    dlq_partitions: i32,
+    assigned: BTreeMap<(String, i32), Assigned>,
+    /// Partitions with input processed since the last checkpoint.
+    dirty: Vec<(String, i32)>,
+    metrics: BatchMetrics,
+    /// A failure inside a callback, raised by the loop.
+    failure: Option<RunError>,
+}
+
+impl<W: Worker> std::fmt::Debug for Core<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("worker", &self.name)
+            .field("assigned", &self.assigned.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<W: Worker> Core<W> {
+    /// Splits the core into the worker and the context it may use.
+    fn parts(&mut self) -> (&mut W, Context<'_>) {
+        let ctx = Context {
+            producer: &self.producer,
+            reader: &self.reader,
+            dead_letters: &self.cfg.dead_letters,
+            dlq_partitions: self.dlq_partitions,
+            worker: &self.name,
+            metrics: &mut self.metrics,
+        };
+        (&mut self.worker, ctx)
+    }
+
+    /// Decides whether a polled record is the next input of its partition.
+    ///
+    /// Inputs are never compacted nor written transactionally, so their offsets have no gaps. A
+    /// jump means the fetch skipped records: the embedded tansu 0.6 answers a fetch that starts
+    /// inside a record batch with the *next* batch. The records are fetched again from further
+    /// back each time (64, 256, 1024, … offsets before; earlier records are skipped as already
+    /// processed), up to [`REFETCH_TRIES`] times, before the gap is accepted with an error.
+    fn gate(&mut self, topic: &str, p: i32, offset: i64) -> Gate {
+        let Some(a) = self.assigned.get_mut(&(topic.to_owned(), p)) else {
+            return Gate::Skip; // revoked meanwhile
+        };
+        if offset < a.next_offset {
+            return Gate::Skip; // already processed
+        }
+        if offset == a.next_offset || a.next_offset == 0 {
+            a.refetch = None;
+            return Gate::Process;
+        }
+        let want = a.next_offset;
+        match a.refetch {
+            Some((at, since, _)) if at == want && since.elapsed() < REFETCH_WAIT => Gate::Skip,
+            Some((at, _, tries)) if at == want && tries >= REFETCH_TRIES => {
+                tracing::error!(
+                    topic,
+                    partition = p,
+                    expected = want,
+                    got = offset,
+                    "input offsets jumped and re-fetching did not help; records are missing"
+                );
+                a.refetch = None;
+                Gate::Process
+            }
+            previous => {
+                let tries = previous
+                    .filter(|(at, ..)| *at == want)
+                    .map_or(0, |(.., t)| t)
+                    + 1;
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    expected = want,
+                    got = offset,
+                    tries,
+                    "gap in input offsets; fetching again"
+                );
+                a.refetch = Some((want, Instant::now(), tries));
+                self.metrics.refetch();
+                let back = 64i64 << (2 * (tries - 1).min(20));
+                Gate::Refetch((want - back).max(0))
+            }
+        }
+    }
+
+    /// Processes one gated record.
+    fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
+        let topic = m.topic();
+        let p = m.partition();
+        let key = (topic.to_owned(), p);
+        if let Some(a) = self.assigned.get_mut(&key) {
+            a.next_offset = m.offset() + 1;
+        }
+        if !self.dirty.contains(&key) {
+            self.dirty.push(key);
+        }
+        let record = Record {
+            topic,
+            partition: p,
+            offset: m.offset(),
+            key: m.key(),
+            payload: m.payload().unwrap_or_default(),
+            timestamp_ms: m.timestamp().to_millis(),
+        };
+        self.metrics.received(topic, p, record.timestamp_ms);
+        let (worker, mut ctx) = self.parts();
+        match worker
+            .process(&mut ctx, &record)
+            .map_err(RunError::Worker)?
+        {
+            Outcome::Done => Ok(()),
+            Outcome::Poison(poison) => self.dead_letter(&record, &poison),
+        }
+    }
+
+    fn dead_letter(&mut self, record: &Record<'_>, poison: &Poison) -> Result<(), RunError> {
+        tracing::warn!(
+            worker = %self.name,
+            topic = record.topic,
+            partition = record.partition,
+            offset = record.offset,
+            class = poison.class,
+            error = %poison.message,
+            "record sent to dead letters"
+        );
+        let headers = dead_letter::headers(
+            poison,
+            record.topic,
+            record.partition,
+            record.offset,
+            &self.name,
+        );
+        let mut out = BaseRecord::<[u8], [u8]>::to(&self.cfg.dead_letters)
+            .partition(record.partition % self.dlq_partitions)
+            .payload(record.payload)
+            .headers(headers);
+        if let Some(k) = record.key {
+            out = out.key(k);
+        }
+        send(&self.producer, out)?;
+        self.metrics.dead_letter(poison.class);
+        Ok(())
+    }
+
+    /// Waits until every output is acknowledged, lets the worker checkpoint, then commits.
+    fn checkpoint<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RunError> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        flush(&self.producer)?;
+        let positions: Vec<Position> = self
+            .dirty
+            .drain(..)
+            .filter_map(|key| {
+                let a = self.assigned.get(&key)?;
+                Some(Position {
+                    topic: key.0,
+                    partition: key.1,
+                    next_offset: a.next_offset,
+                })
+            })
+            .collect();
+        let (worker, mut ctx) = self.parts();
+        worker
+            .checkpoint(&mut ctx, &positions)
+            .map_err(RunError::Worker)?;
+        let mut tpl = TopicPartitionList::new();
+        for pos in &positions {
+            tpl.add_partition_offset(&pos.topic, pos.partition, Offset::Offset(pos.next_offset))?;
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync)?;
+        }
+        self.metrics.committed(now_ms());
+        Ok(())
+    }
+
+    fn after_batch(&mut self, last: bool) -> Result<(), RunError> {
+        let (worker, mut ctx) = self.parts();
+        worker.after_batch(&mut ctx, last).map_err(RunError::Worker)
+    }
+
+    fn assign(&mut self, consumer: &BaseConsumer<LoopContext<W>>, tpl: &TopicPartitionList) {
+        let mut start = TopicPartitionList::new();
+        for elem in tpl.elements() {
+            let (topic, p) = (elem.topic().to_owned(), elem.partition());
+            let committed = committed_offset(consumer, &topic, p);
+            let (worker, mut ctx) = self.parts();
+            match worker.assign(&mut ctx, &topic, p, committed) {
+                Ok(next) => {
+                    let offset = match next {
+                        n if n <= 0 => Offset::Beginning,
+                        n => Offset::Offset(n),
+                    };
+                    if let Err(e) = start.add_partition_offset(&topic, p, offset) {
+                        self.failure.get_or_insert(e.into());
+                    }
+                    tracing::info!(worker = %self.name, topic, partition = p, next, "partition assigned");
+                    self.assigned.insert(
+                        (topic, p),
+                        Assigned {
+                            next_offset: next.max(0),
+                            refetch: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(topic, partition = p, error = %e, "cannot restore partition");
+                    self.failure.get_or_insert(RunError::Worker(e));
+                }
+            }
+        }
+        if let Err(e) = consumer.incremental_assign(&start) {
+            self.failure.get_or_insert(e.into());
+        }
+    }
+
+    fn revoke(&mut self, consumer: &BaseConsumer<LoopContext<W>>, tpl: &TopicPartitionList) {
+        // Finish the batch in flight before giving the partitions up.
+        if let Err(e) = self.checkpoint(consumer) {
+            self.failure.get_or_insert(e);
+        }
+        for elem in tpl.elements() {
+            self.assigned
+                .remove(&(elem.topic().to_owned(), elem.partition()));
+            self.worker.revoke(elem.topic(), elem.partition());
+            tracing::info!(worker = %self.name, topic = elem.topic(), partition = elem.partition(), "partition revoked");
+        }
+        if let Err(e) = consumer.incremental_unassign(tpl) {
+            self.failure.get_or_insert(e.into());
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The consumer's context: rebalances go to the core; statistics become lag metrics.
+struct LoopContext<W: Worker> {
+    core: Arc<Mutex<Core<W>>>,
+    worker: String,
+}
+
+fn lock<W: Worker>(core: &Mutex<Core<W>>) -> MutexGuard<'_, Core<W>> {
+    // The lock is only taken on the loop's thread (callbacks run inside `poll`); a poisoned
+    // lock means a panic already ended it.
+    core.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<W: Worker> ClientContext for LoopContext<W> {
+    fn stats(&self, statistics: Statistics) {
+        metrics::consumer_lag(&self.worker, &statistics);
+    }
+}
+
+impl<W: Worker> ConsumerContext for LoopContext<W> {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let mut core = lock(&self.core);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => core.assign(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => core.revoke(consumer, tpl),
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                tracing::warn!(error = %code, "rebalance error");
+                core.failure
+                    .get_or_insert(KafkaError::Rebalance(code).into());
+            }
+        }
+    }
+}
+
+fn committed_offset<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, p: i32) -> i64 {
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition(topic, p)
+        .set_offset(Offset::Invalid)
+        .is_err()
+    {
+        return -1;
+    }
+    let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(10)) else {
+        return -1;
+    };
+    committed
+        .find_partition(topic, p)
+        .and_then(|e| e.offset().to_raw())
+        .unwrap_or(-1)
+}
+
+/// Runs `worker` until `shutdown` is triggered or an error stops it, and returns the worker. On
+/// a clean stop it flushes, checkpoints and commits, calls [`Worker::after_batch`] with
+/// `last = true`, and leaves the group so the partitions move at once.
+pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result<W, RunError> {
+    let name = worker.name().to_owned();
+    let topics = worker.topics();
+    let producer: OutputProducer = cfg
+        .kafka
+        .producer()
+        .create_with_context(DeliveryContext::default())?;
+    let reader = PartitionReader::new(&cfg.kafka, Duration::from_secs(30))
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let dlq_partitions = reader
+        .partition_count(&cfg.dead_letters)
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    if dlq_partitions == 0 {
+        return Err(RunError::Setup(format!(
+            "topic {} does not exist (run `tradestream topics apply`)",
+            cfg.dead_letters
+        )));
+    }
+    let core = Arc::new(Mutex::new(Core {
+        worker,
+        producer,
+        reader,
+        name: name.clone(),
+        dlq_partitions,
+        assigned: BTreeMap::new(),
+        dirty: Vec::new(),
+        metrics: BatchMetrics::new(&name),
+        failure: None,
+        cfg: cfg.clone(),
+    }));
+    let consumer: BaseConsumer<LoopContext<W>> = cfg
+        .kafka
+        .group_consumer(&cfg.group)
+        .create_with_context(LoopContext {
+            core: core.clone(),
+            worker: name.clone(),
+        })?;
+    let subscription: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&subscription)?;
+    tracing::info!(worker = %name, group = %cfg.group, topics = ?topics, "worker started");
+
+    let result = (|| -> Result<(), RunError> {
+        let mut idle_since = Instant::now();
+        while !shutdown.is_triggered() {
+            if let Some(limit) = cfg.rejoin_when_idle {
+                if !lock(&core).assigned.is_empty() {
+                    idle_since = Instant::now();
+                } else if idle_since.elapsed() >= limit {
+                    tracing::info!(worker = %name, "no partitions for a while; re-joining the group");
+                    consumer.unsubscribe();
+                    consumer.subscribe(&subscription)?;
+                    idle_since = Instant::now();
+                }
+            }
+            let mut taken = 0;
+            let mut wait = Duration::from_millis(100);
+            while taken < cfg.max_batch {
+                let Some(next) = consumer.poll(wait) else {
+                    break;
+                };
+                wait = Duration::ZERO;
+                let m = match next {
+                    Ok(m) => m,
+                    Err(KafkaError::PartitionEOF(_)) => continue,
+                    Err(e) => {
+                        tracing::warn!(worker = %name, error = %e, "consumer error");
+                        break;
+                    }
+                };
+                taken += 1;
+                let mut c = lock(&core);
+                match c.gate(m.topic(), m.partition(), m.offset()) {
+                    Gate::Process => c.process(&m)?,
+                    Gate::Skip => {}
+                    Gate::Refetch(at) => {
+                        drop(c);
+                        consumer.seek(
+                            m.topic(),
+                            m.partition(),
+                            Offset::Offset(at),
+                            Duration::from_secs(10),
+                        )?;
+                    }
+                }
+            }
+            let mut c = lock(&core);
+            if let Some(e) = c.failure.take() {
+                return Err(e);
+            }
+            c.checkpoint(&consumer)?;
+            c.after_batch(false)?;
+        }
+        let mut c = lock(&core);
+        c.checkpoint(&consumer)?;
+        c.after_batch(true)?;
+        Ok(())
+    })();
+    if result.is_ok() {
+        consumer.unsubscribe();
+        // Serve the revocation so the group hands the partitions over at once.
+        let _ = consumer.poll(Duration::from_millis(500));
+    }
+    drop(consumer);
+    result?;
+    let core = Arc::try_unwrap(core)
+        .map_err(|_| RunError::Setup("the consumer outlived the loop".into()))?
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    Ok(core.worker)
+}

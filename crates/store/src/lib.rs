@@ -1,0 +1,125 @@
+//! Where the pipeline's results land (DESIGN.md §5).
+//!
+//! [`Store`] is what the downstream workers write and `tradestream query` reads. Two backends:
+//! - [`sqlite`]: the embedded default. WAL; each [`Batch`] is one transaction that also holds
+//!   the consumer offsets, so a worker that seeks to [`Store::offset`] on start writes every
+//!   record exactly once.
+//! - [`scylla`]: Scylla/Cassandra. Prepared statements, idempotent writes keyed by
+//!   deterministic primary keys, `USING TIMESTAMP` from the source position, offsets written last.
+//!
+//! The API is synchronous: workers run on their own threads. The Scylla backend drives its async
+//! driver on a runtime of its own.
+//!
+//! ## Layout
+//! - [`model`]: the rows, independent of any backend; `(source_partition, seq)` is every row's
+//!   idempotency key and its version.
+//! - [`StoreUri`] (`uri.rs`): parsing `--store` values; [`open`] turns one into a store.
+//! - [`sqlite`]: the embedded backend; its DDL is `schemas/cql/sqlite.sql`.
+//! - [`scylla`]: the cluster backend; its DDL is `schemas/cql/*.cql`. The module
+//!   documentation gives the `USING TIMESTAMP` formula and the decimal encoding.
+//! - `suite` (tests, or the `test-suite` feature): one test suite that every backend passes,
+//!   `tests/sqlite.rs` always, `tests/scylla.rs` when `SCYLLA_URI` names a cluster.
+//!
+//! ## Guarantees shared by both backends
+//! - Writing a batch twice leaves the same rows (replays are harmless).
+//! - Order state, candles and top of book keep the version with the highest `seq`: an older
+//!   write never overwrites a newer one (a candle closed at a seq also beats its open state at
+//!   that seq). Consumer offsets never move backwards.
+//! - Reads are newest first: trades of a symbol by (UTC day, seq), of an account and
+//!   notifications by (event time, source partition, seq), candles by bucket start.
+
+pub mod model;
+pub mod scylla;
+pub mod sqlite;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
+mod uri;
+
+pub use model::*;
+pub use uri::StoreUri;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The `--store` value is not understood.
+    #[error("invalid store URI {uri:?}: {reason}")]
+    Uri {
+        /// What was given.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Scylla/Cassandra failed.
+    #[error("scylla: {0}")]
+    Scylla(String),
+    /// A stored value cannot be read back (e.g. a decimal or status the code does not know).
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Any other failure (I/O, runtime).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A result of a store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A results store. See the crate documentation for the guarantees of each backend.
+pub trait Store: Send {
+    /// Creates the tables that are missing (idempotent).
+    fn migrate(&mut self) -> Result<()>;
+
+    /// Writes one consumed batch with the offsets it reaches: atomically (SQLite) or rows first,
+    /// offsets last (Scylla). Idempotent; an older row or offset never replaces a newer one.
+    fn write(&mut self, batch: &Batch) -> Result<()>;
+
+    /// Where `consumer` stands on `topic`/`partition` (none: never written).
+    fn offset(&mut self, consumer: &str, topic: &str, partition: i32) -> Result<Option<OffsetRow>>;
+
+    /// The newest trades of a symbol, newest first.
+    fn trades_by_symbol(&mut self, symbol: &str, limit: usize) -> Result<Vec<TradeRow>>;
+
+    /// The newest trades an account took part in, newest first.
+    fn trades_by_account(&mut self, account: &str, limit: usize) -> Result<Vec<TradeRow>>;
+
+    /// One order's state.
+    fn order(&mut self, order_id: &str) -> Result<Option<OrderStateRow>>;
+
+    /// One candle.
+    fn candle(
+        &mut self,
+        symbol: &str,
+        interval: Interval,
+        bucket_start_ms: i64,
+    ) -> Result<Option<CandleRow>>;
+
+    /// The newest candles of a symbol at an interval, newest first.
+    fn candles(&mut self, symbol: &str, interval: Interval, limit: usize)
+    -> Result<Vec<CandleRow>>;
+
+    /// A symbol's top of book.
+    fn top_of_book(&mut self, symbol: &str) -> Result<Option<TopOfBookRow>>;
+
+    /// An account's newest notifications, newest first.
+    fn notifications(&mut self, account: &str, limit: usize) -> Result<Vec<NotificationRow>>;
+
+    /// Row counts. A full scan on Scylla: for demos and tests.
+    fn counts(&mut self) -> Result<StoreCounts>;
+}
+
+/// Opens the store a URI names (`sqlite:PATH` or `scylla://host:port/keyspace`).
+pub fn open(uri: &StoreUri) -> Result<Box<dyn Store>> {
+    match uri {
+        StoreUri::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+        StoreUri::Scylla { nodes, keyspace } => {
+            Ok(Box::new(scylla::ScyllaStore::connect(nodes, keyspace)?))
+        }
+    }
+}

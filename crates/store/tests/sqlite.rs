@@ -1,0 +1,180 @@
+//! The backend suite on SQLite, plus what only SQLite promises: a failed batch leaves nothing,
+//! the file keeps the data across reopen, the file is in WAL mode.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tradestream_store::sqlite::SqliteStore;
+use tradestream_store::suite::{self, T0, candle, offset, order, trade};
+use tradestream_store::{Batch, Interval, OrderStatus, Store, StoreCounts, StoreError, StoreUri};
+
+/// A fresh directory under the system temp dir, removed on drop (also when the test panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(case: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tradestream-store-{}-{}-{case}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn with_store(case: &str, body: fn(&mut dyn Store)) {
+    let dir = TempDir::new(case);
+    let mut store = SqliteStore::open(dir.path().join("store.db")).unwrap();
+    body(&mut store);
+}
+
+tradestream_store::store_suite!(with_store);
+
+fn sample_batch() -> Batch {
+    Batch {
+        trades: vec![
+            trade("BTC-USD", 0, 1, T0, "60000.00", "0.5", "alice", "bob"),
+            trade("BTC-USD", 0, 2, T0 + 1, "60000.01", "0.25", "bob", "bob"),
+        ],
+        orders: vec![order("o-1", 3, OrderStatus::PartiallyFilled, "0.5")],
+        candles: vec![candle("BTC-USD", Interval::S1, T0, 2, false)],
+        tops: vec![suite::top("BTC-USD", 4, Some(("59999.99", "1")), None)],
+        notifications: vec![suite::notification("alice", 5, T0)],
+        offsets: vec![offset("recorder", "trades", 0, 3, None)],
+    }
+}
+
+#[test]
+fn a_failed_batch_leaves_neither_rows_nor_offsets() {
+    let dir = TempDir::new("atomic");
+    let mut store = SqliteStore::open(dir.path().join("store.db")).unwrap();
+    // The candle is written after the trades and orders, before the offsets; its negative seq
+    // breaks a CHECK constraint, so the batch fails half-way through.
+    let mut batch = sample_batch();
+    batch.candles[0].seq = -1;
+    let err = store.write(&batch).unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+    assert!(err.to_string().contains("CHECK"), "{err}");
+
+    assert_eq!(store.counts().unwrap(), StoreCounts::default());
+    assert_eq!(store.offset("recorder", "trades", 0).unwrap(), None);
+    assert!(store.trades_by_symbol("BTC-USD", 10).unwrap().is_empty());
+    assert_eq!(store.order("o-1").unwrap(), None);
+
+    // The store is still usable, and the fixed batch lands whole.
+    batch.candles[0].seq = 2;
+    store.write(&batch).unwrap();
+    assert_eq!(
+        store.counts().unwrap(),
+        StoreCounts {
+            trades: 2,
+            orders: 1,
+            candles: 1,
+            tops: 1,
+            notifications: 1
+        }
+    );
+    assert_eq!(
+        store.offset("recorder", "trades", 0).unwrap(),
+        Some(offset("recorder", "trades", 0, 3, None))
+    );
+}
+
+#[test]
+fn reopening_keeps_the_data() {
+    let dir = TempDir::new("reopen");
+    let path = dir.path().join("nested/dirs/store.db");
+    let batch = sample_batch();
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.path(), path);
+        store.write(&batch).unwrap();
+    }
+    let uri: StoreUri = format!("sqlite:{}", path.display()).parse().unwrap();
+    let mut store = tradestream_store::open(&uri).unwrap();
+    assert_eq!(
+        store.counts().unwrap(),
+        StoreCounts {
+            trades: 2,
+            orders: 1,
+            candles: 1,
+            tops: 1,
+            notifications: 1
+        }
+    );
+    let mut newest_first = batch.trades.clone();
+    newest_first.reverse();
+    assert_eq!(store.trades_by_symbol("BTC-USD", 10).unwrap(), newest_first);
+    assert_eq!(store.trades_by_account("bob", 10).unwrap(), newest_first);
+    assert_eq!(store.order("o-1").unwrap(), Some(batch.orders[0].clone()));
+    assert_eq!(
+        store.offset("recorder", "trades", 0).unwrap(),
+        Some(batch.offsets[0].clone())
+    );
+}
+
+#[test]
+fn the_file_is_in_wal_mode() {
+    let dir = TempDir::new("wal");
+    let path = dir.path().join("store.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.write(&sample_batch()).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_corrupt_value_is_reported_not_panicked_on() {
+    let dir = TempDir::new("corrupt");
+    let path = dir.path().join("store.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.write(&sample_batch()).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE orders SET price = '12,5' WHERE order_id = 'o-1'",
+        [],
+    )
+    .unwrap();
+    raw.execute("UPDATE trades_by_symbol SET qty = '' WHERE seq = 2", [])
+        .unwrap();
+    match store.order("o-1") {
+        Err(StoreError::Corrupt {
+            table: "orders",
+            detail,
+        }) => {
+            assert!(detail.contains("12,5"), "{detail}")
+        }
+        other => panic!("expected a corrupt orders row, got {other:?}"),
+    }
+    assert!(matches!(
+        store.trades_by_symbol("BTC-USD", 10),
+        Err(StoreError::Corrupt {
+            table: "trades_by_symbol",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn an_unwritable_path_is_an_error() {
+    let dir = TempDir::new("unwritable");
+    // A directory where the file should be.
+    let err = SqliteStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+}

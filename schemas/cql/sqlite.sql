@@ -1,0 +1,117 @@
+-- tradestream result tables for SQLite: the same tables and columns as
+-- 001_tables.cql, with each CQL primary key (partition key, then clustering
+-- columns in their clustering order) as the SQLite primary key of a WITHOUT
+-- ROWID table, so every read is one range scan of the primary key.
+--
+-- `SqliteStore::open` runs this on every open (crates/store/src/sqlite.rs).
+-- Decimals are TEXT in their exact decimal spelling ("100.50"); booleans are 0/1.
+-- STRICT tables and CHECK constraints reject values no worker can produce
+-- (negative positions, unknown enum names), so a bad row fails its whole
+-- batch instead of landing.
+
+CREATE TABLE IF NOT EXISTS trades_by_symbol (
+    symbol           TEXT    NOT NULL,
+    day              INTEGER NOT NULL,
+    seq              INTEGER NOT NULL CHECK (seq >= 0),
+    source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
+    ts_ms            INTEGER NOT NULL,
+    price            TEXT    NOT NULL,
+    qty              TEXT    NOT NULL,
+    maker_order_id   TEXT    NOT NULL,
+    maker_account    TEXT    NOT NULL,
+    taker_order_id   TEXT    NOT NULL,
+    taker_account    TEXT    NOT NULL,
+    taker_side       TEXT    NOT NULL CHECK (taker_side IN ('buy', 'sell')),
+    PRIMARY KEY (symbol, day DESC, seq DESC, source_partition ASC)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS trade_days (
+    symbol TEXT    NOT NULL,
+    day    INTEGER NOT NULL,
+    PRIMARY KEY (symbol, day DESC)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS trades_by_account (
+    account          TEXT    NOT NULL,
+    ts_ms            INTEGER NOT NULL,
+    source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
+    seq              INTEGER NOT NULL CHECK (seq >= 0),
+    role             TEXT    NOT NULL CHECK (role IN ('maker', 'taker', 'self')),
+    symbol           TEXT    NOT NULL,
+    price            TEXT    NOT NULL,
+    qty              TEXT    NOT NULL,
+    maker_order_id   TEXT    NOT NULL,
+    maker_account    TEXT    NOT NULL,
+    taker_order_id   TEXT    NOT NULL,
+    taker_account    TEXT    NOT NULL,
+    taker_side       TEXT    NOT NULL CHECK (taker_side IN ('buy', 'sell')),
+    PRIMARY KEY (account, ts_ms DESC, source_partition ASC, seq DESC)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS orders (
+    order_id         TEXT    NOT NULL PRIMARY KEY,
+    account          TEXT    NOT NULL,
+    symbol           TEXT    NOT NULL,
+    side             TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
+    status           TEXT    NOT NULL CHECK (status IN
+        ('new', 'partially_filled', 'filled', 'cancelled', 'expired', 'rejected')),
+    price            TEXT,
+    qty              TEXT    NOT NULL,
+    filled_qty       TEXT    NOT NULL,
+    avg_price        TEXT,
+    updated_ts_ms    INTEGER NOT NULL,
+    source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
+    seq              INTEGER NOT NULL CHECK (seq >= 0)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS candles (
+    symbol           TEXT    NOT NULL,
+    interval         TEXT    NOT NULL CHECK (interval IN ('1s', '1m', '1h')),
+    bucket_start_ms  INTEGER NOT NULL,
+    open             TEXT    NOT NULL,
+    high             TEXT    NOT NULL,
+    low              TEXT    NOT NULL,
+    close            TEXT    NOT NULL,
+    volume           TEXT    NOT NULL,
+    turnover         TEXT    NOT NULL,
+    vwap             TEXT    NOT NULL,
+    trade_count      INTEGER NOT NULL,
+    closed           INTEGER NOT NULL CHECK (closed IN (0, 1)),
+    source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
+    seq              INTEGER NOT NULL CHECK (seq >= 0),
+    PRIMARY KEY (symbol, interval, bucket_start_ms DESC)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS top_of_book (
+    symbol           TEXT    NOT NULL PRIMARY KEY,
+    bid_price        TEXT,
+    bid_qty          TEXT,
+    ask_price        TEXT,
+    ask_qty          TEXT,
+    ts_ms            INTEGER NOT NULL,
+    source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
+    seq              INTEGER NOT NULL CHECK (seq >= 0),
+    CHECK ((bid_price IS NULL) = (bid_qty IS NULL)),
+    CHECK ((ask_price IS NULL) = (ask_qty IS NULL))
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS notifications_by_account (
+    account          TEXT    NOT NULL,
+    ts_ms            INTEGER NOT NULL,
+    source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
+    seq              INTEGER NOT NULL CHECK (seq >= 0),
+    kind             TEXT    NOT NULL,
+    order_id         TEXT    NOT NULL,
+    symbol           TEXT    NOT NULL,
+    message          TEXT    NOT NULL,
+    PRIMARY KEY (account, ts_ms DESC, source_partition ASC, seq DESC)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    consumer     TEXT    NOT NULL,
+    topic        TEXT    NOT NULL,
+    partition    INTEGER NOT NULL,
+    next_offset  INTEGER NOT NULL CHECK (next_offset >= 0),
+    watermark_ms INTEGER,
+    PRIMARY KEY (consumer, topic, partition)
+) STRICT, WITHOUT ROWID;

@@ -1,7 +1,10 @@
 -- tradestream result tables for SQLite: the same tables and columns as
 -- 001_tables.cql, with each CQL primary key (partition key, then clustering
 -- columns in their clustering order) as the SQLite primary key of a WITHOUT
--- ROWID table, so every read is one range scan of the primary key.
+-- ROWID table, so every read is one range scan of the primary key. One
+-- exception: the CQL table open_candles, a copy of the open candles keyed by
+-- source partition, is the partial index candles_open_by_partition here (the
+-- transaction keeps it in step with candles for free).
 --
 -- `SqliteStore::open` runs this on every open (crates/store/src/sqlite.rs).
 -- Decimals are TEXT in their exact decimal spelling ("100.50"); booleans are 0/1.
@@ -59,6 +62,7 @@ CREATE TABLE IF NOT EXISTS orders (
     qty              TEXT    NOT NULL,
     filled_qty       TEXT    NOT NULL,
     avg_price        TEXT,
+    notional         TEXT    NOT NULL,
     updated_ts_ms    INTEGER NOT NULL,
     source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
     seq              INTEGER NOT NULL CHECK (seq >= 0)
@@ -81,6 +85,14 @@ CREATE TABLE IF NOT EXISTS candles (
     seq              INTEGER NOT NULL CHECK (seq >= 0),
     PRIMARY KEY (symbol, interval, bucket_start_ms DESC)
 ) STRICT, WITHOUT ROWID;
+
+-- The open candles of a source partition (Store::open_candles): what a
+-- restarted market-data worker seeds its candle builder with. Partial, so it
+-- holds only the few open candles, not the ever-growing closed ones; the
+-- query repeats its condition (closed = 0) to use it.
+CREATE INDEX IF NOT EXISTS candles_open_by_partition
+    ON candles (source_partition, symbol, interval, bucket_start_ms)
+    WHERE closed = 0;
 
 CREATE TABLE IF NOT EXISTS top_of_book (
     symbol           TEXT    NOT NULL PRIMARY KEY,

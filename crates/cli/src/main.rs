@@ -29,6 +29,12 @@ enum Command {
     /// Run a worker of the pipeline.
     #[command(subcommand)]
     Run(commands::run::Worker),
+    /// Create the results store's tables.
+    #[command(subcommand)]
+    Store(commands::query::StoreCommand),
+    /// Read the results store: trades, orders, candles, top of book, notifications.
+    #[command(subcommand)]
+    Query(commands::query::QueryCommand),
     /// Run the matching engine offline: order commands as JSON lines in, events as JSON lines out.
     Match(commands::matching::MatchArgs),
     /// The whole pipeline on the embedded broker: broker, topics, order flow, matcher, summary.
@@ -56,6 +62,8 @@ fn main() -> ExitCode {
         Command::Produce(cmd) => commands::produce::run(&cmd),
         Command::Run(worker) => commands::run::run(&worker),
         Command::Match(args) => commands::matching::run(&args),
+        Command::Store(cmd) => commands::query::run_store(&cmd),
+        Command::Query(cmd) => commands::query::run(&cmd),
         #[cfg(feature = "embedded-broker")]
         Command::Demo(args) => commands::demo::run(&args),
     };

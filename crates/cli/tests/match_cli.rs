@@ -51,6 +51,30 @@ fn sample_runs_with_every_outcome_and_names_bad_lines() {
     assert_eq!(count("expired"), 1);
     assert_eq!(count("cancelled"), 1);
     assert_eq!(count("replaced"), 2);
+    // Each rejection names the account to tell: the sender of a refused new order; nobody for a
+    // cancel of an order that is gone or for a line that could not be read.
+    let told: Vec<(&str, &str)> = ev
+        .iter()
+        .filter(|e| e["event"] == "rejected")
+        .map(|e| {
+            (
+                e["order_id"].as_str().unwrap(),
+                e["account"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("s-4", "alice"),
+            ("s-3", ""),
+            ("x-1", "gina"),
+            ("x-2", "gina"),
+            ("x-3", "gina"),
+            ("", ""),
+            ("", "")
+        ]
+    );
     let seqs: Vec<u64> = ev.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=ev.len() as u64).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&out.stderr);

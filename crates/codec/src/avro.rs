@@ -99,6 +99,9 @@ pub enum AvroError {
     /// The value has no Avro form (an invalid command).
     #[error("cannot encode: {0}")]
     Encode(&'static str),
+    /// A schema text (e.g. from a schema registry) is not a valid Avro schema.
+    #[error("invalid schema: {0}")]
+    Schema(String),
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -283,6 +286,18 @@ impl RecordType {
 struct Parsed {
     schema: Schema,
     fingerprint: u64,
+}
+
+/// The Rabin fingerprint of an Avro schema given as JSON text (e.g. one a schema registry
+/// returned), comparable with [`RecordType::fingerprint`]: equal fingerprints mean the same
+/// Parsing Canonical Form.
+pub fn fingerprint_of(schema_json: &str) -> Result<u64, AvroError> {
+    let schema = Schema::parse_str(schema_json).map_err(|e| AvroError::Schema(e.to_string()))?;
+    let fp = schema.fingerprint::<Rabin>().bytes;
+    let bytes: [u8; 8] = fp
+        .try_into()
+        .map_err(|_| AvroError::Schema("a Rabin fingerprint is 8 bytes".into()))?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
 impl Parsed {
@@ -569,6 +584,7 @@ struct OrderRecord<'a> {
 struct Leading<'a> {
     request: Option<Request>,
     order_id: Option<&'a str>,
+    account: Option<&'a str>,
     symbol: Option<&'a str>,
 }
 
@@ -582,6 +598,7 @@ fn read_order<'a>(body: &'a [u8], got: &mut Leading<'a>) -> Result<OrderRecord<'
     let order_id = r.str("order_id")?;
     got.order_id = Some(order_id);
     let account = r.opt("account", Reader::str)?;
+    got.account = account;
     let symbol = r.str("symbol")?;
     got.symbol = Some(symbol);
     let rec = OrderRecord {
@@ -651,8 +668,8 @@ pub fn encode_command(cmd: &Command, framing: Framing) -> Result<Vec<u8>, AvroEr
 
 /// Decodes one Avro order command (either framing). Never fails: what does not decode becomes
 /// [`Command::Invalid`] with a detail starting `avro:` and whatever request type, order id,
-/// symbol and timestamp could be read. `default_ts` is used when the command has no `ts` (e.g.
-/// the Kafka record's timestamp).
+/// account, symbol and timestamp could be read. `default_ts` is used when the command has no
+/// `ts` (e.g. the Kafka record's timestamp).
 pub fn decode_command(bytes: &[u8], default_ts: i64) -> Command {
     let mut got = Leading::default();
     let result = RecordType::OrderCommand
@@ -670,6 +687,10 @@ pub fn decode_command(bytes: &[u8], default_ts: i64) -> Command {
             .order_id
             .and_then(|s| OrderId::new(s).ok())
             .unwrap_or(OrderId(Name::EMPTY)),
+        account: got
+            .account
+            .and_then(|s| Account::new(s).ok())
+            .unwrap_or(Account(Name::EMPTY)),
         symbol: got
             .symbol
             .and_then(|s| Symbol::new(s).ok())
@@ -1063,10 +1084,12 @@ pub fn encode_event(
         },
         EventKind::Rejected {
             order_id,
+            account,
             request,
             reason,
         } => EventRecord {
             order_id: Some(order_id.as_str()),
+            account: Some(account.as_str()),
             request: Some(*request),
             reason: Some(reason.code()),
             detail: reason.detail(),
@@ -1216,6 +1239,9 @@ pub enum DecodedKind {
     Rejected {
         /// The order named by the command (empty if none could be read).
         order_id: OrderId,
+        /// Whom to tell ([`EventKind::Rejected`]'s `account`); empty when nobody can be told,
+        /// and for records written before rejections carried an account (`null`).
+        account: Account,
         /// What was asked.
         request: Request,
         /// The reason code ([`RejectReason::code`](tradestream_engine::RejectReason::code)).
@@ -1332,6 +1358,12 @@ pub fn decode_event(bytes: &[u8]) -> Result<DecodedEvent, AvroError> {
         },
         EventTag::Rejected => DecodedKind::Rejected {
             order_id: f.order_id("order_id", r.order_id)?,
+            // Optional: records written before rejections carried an account have `null` here.
+            account: r
+                .account
+                .map(|a| name_of("account", a, Account::new))
+                .transpose()?
+                .unwrap_or(Account(Name::EMPTY)),
             request: f.get("request", r.request)?,
             reason: f.get("reason", r.reason)?.to_owned(),
             detail: r.detail.map(str::to_owned),

@@ -12,11 +12,14 @@
 //! ```
 //! Unknown fields are ignored, so producers can add their own. Prices and quantities are decimal
 //! strings. A line that does not decode becomes [`Command::Invalid`], which the engine turns into
-//! a `rejected` event with reason `malformed` and a `detail`, keeping the sequence contiguous.
+//! a `rejected` event with reason `malformed` and a `detail`, keeping the sequence contiguous;
+//! the event names the line's `account` when one can be read, so its owner can be told.
 //!
 //! Events carry `event`, `seq`, `ts`, `symbol` and, per kind:
 //! - `accepted`: `order_id`, `account`, `side`, `order_type`, `tif`, `price` (limit), `qty`, `post_only`
-//! - `rejected`: `order_id`, `request` (`new`/`cancel`/`replace`/`unknown`), `reason`, `detail` (malformed)
+//! - `rejected`: `order_id`, `account` (whom to tell: the new order's, or the owner of the live
+//!   order a cancel or replace named; `""` when unknown), `request`
+//!   (`new`/`cancel`/`replace`/`unknown`), `reason`, `detail` (malformed)
 //! - `trade`: `price`, `qty`, `maker_order_id`, `maker_account`, `maker_leaves`, `taker_order_id`,
 //!   `taker_account`, `taker_side`, `taker_leaves`
 //! - `cancelled` / `expired`: `order_id`, `account`, `qty`
@@ -134,7 +137,8 @@ fn convert(w: WireCommand, default_ts: i64) -> Result<Command, FieldError> {
 }
 
 /// Decodes one command. Never fails: what does not decode becomes [`Command::Invalid`] with
-/// whatever order id, symbol, request type and timestamp could be read, and a detail saying why.
+/// whatever order id, account, symbol, request type and timestamp could be read, and a detail
+/// saying why.
 /// `default_ts` is used when the command has no `ts` (e.g. the Kafka record's timestamp).
 pub fn decode_command(bytes: &[u8], default_ts: i64) -> Command {
     let detail = match serde_json::from_slice::<WireCommand>(bytes) {
@@ -161,6 +165,9 @@ fn salvage(bytes: &[u8], detail: String, default_ts: i64) -> Command {
         order_id: text("order_id")
             .and_then(|s| OrderId::new(s).ok())
             .unwrap_or(OrderId(tradestream_engine::Name::EMPTY)),
+        account: text("account")
+            .and_then(|s| Account::new(s).ok())
+            .unwrap_or(Account(tradestream_engine::Name::EMPTY)),
         symbol: text("symbol")
             .and_then(|s| Symbol::new(s).ok())
             .unwrap_or(Symbol(tradestream_engine::Name::EMPTY)),
@@ -199,6 +206,7 @@ enum Body<'a> {
     },
     Rejected {
         order_id: &'a str,
+        account: &'a str,
         request: &'static str,
         reason: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,10 +302,12 @@ pub fn encode_event(instruments: &Instruments, event: &Event, out: &mut Vec<u8>)
         },
         EventKind::Rejected {
             order_id,
+            account,
             request,
             reason,
         } => Body::Rejected {
             order_id: order_id.as_str(),
+            account: account.as_str(),
             request: request.as_str(),
             reason: reason.code(),
             detail: reason.detail(),

@@ -10,6 +10,7 @@
 
 pub mod avro;
 pub mod json;
+pub mod records;
 
 #[cfg(test)]
 mod tests;

@@ -108,6 +108,24 @@ fn malformed_commands_keep_what_can_be_read() {
 
     let (id, sym, req, _, _) = invalid("not json at all");
     assert_eq!((id.as_str(), sym.as_str(), req), ("", "", Request::Unknown));
+
+    // The account is kept when it can be read, so the rejection can be addressed to it.
+    let account = |line: &str| match decode_command(line.as_bytes(), 0) {
+        Command::Invalid(c) => c.account.to_string(),
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    assert_eq!(
+        account(r#"{"type":"new","order_id":"o","account":"a-1","symbol":"S","qty":"x"}"#),
+        "a-1"
+    );
+    assert_eq!(account(r#"{"type":"new","order_id":"o","symbol":"S"}"#), "");
+    assert_eq!(account(r#"{"type":"new","account":7}"#), "", "not a string");
+    assert_eq!(
+        account(&format!(r#"{{"type":"new","account":"{long}"}}"#)),
+        "",
+        "too long to keep"
+    );
+    assert_eq!(account(r#"{"type":"new","account":"a-1""#), "", "not JSON");
     let (_, _, _, detail, _) = invalid("\u{fffd}\u{0}");
     assert!(!detail.is_empty());
     assert!(matches!(
@@ -139,6 +157,9 @@ fn encodes_every_event_kind_with_decimal_strings() {
         r#"{"type":"cancel","order_id":"r","symbol":"BTC-USD","ts":5}"#,
         r#"{"type":"cancel","order_id":"r","symbol":"BTC-USD","ts":6}"#,
         r#"{"type":"bogus"}"#,
+        r#"{"type":"new","order_id":"s2","account":"m","symbol":"BTC-USD","side":"sell","order_type":"limit","price":"105","qty":"1","tif":"gtc","ts":7}"#,
+        r#"{"type":"replace","order_id":"s2","symbol":"BTC-USD","price":"100.001","ts":7}"#,
+        r#"{"type":"new","order_id":"x","account":"t","symbol":"BTC-USD","side":"buy","order_type":"market","qty":"1","tif":"gtc","ts":8}"#,
     ];
     let mut events = Vec::new();
     for l in lines {
@@ -168,14 +189,35 @@ fn encodes_every_event_kind_with_decimal_strings() {
     assert_eq!(replaced["priority_kept"], false);
     assert_eq!(find("cancelled")["qty"], "1.000");
     let rejected: Vec<&Value> = v.iter().filter(|e| e["event"] == "rejected").collect();
-    assert_eq!(rejected[0]["reason"], "unknown_order");
-    assert_eq!(rejected[0]["request"], "cancel");
+    assert_eq!(
+        rejected[0],
+        &json!({"event":"rejected","seq":rejected[0]["seq"],"ts":6,"symbol":"BTC-USD",
+                "order_id":"r","account":"","request":"cancel","reason":"unknown_order"}),
+        "an order the engine does not hold: nobody to tell"
+    );
     assert_eq!(rejected[1]["reason"], "malformed");
+    assert_eq!(rejected[1]["account"], "");
     assert!(
         rejected[1]["detail"]
             .as_str()
             .unwrap()
             .contains("unknown variant")
+    );
+    // A refused replace of a live order tells its owner; a refused new order, its sender.
+    assert_eq!(
+        (
+            rejected[2]["order_id"].as_str(),
+            rejected[2]["account"].as_str()
+        ),
+        (Some("s2"), Some("m"))
+    );
+    assert_eq!(rejected[2]["reason"], "price_off_tick");
+    assert_eq!(
+        (
+            rejected[3]["order_id"].as_str(),
+            rejected[3]["account"].as_str()
+        ),
+        (Some("x"), Some("t"))
     );
     let seqs: Vec<u64> = v.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=v.len() as u64).collect::<Vec<_>>());

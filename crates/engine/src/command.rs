@@ -101,6 +101,8 @@ impl Request {
 pub struct InvalidCommand {
     /// The order id, if one could be read (else empty).
     pub order_id: OrderId,
+    /// The account, if one could be read (else empty); the rejection is addressed to it.
+    pub account: Account,
     /// The symbol, if one could be read (else empty).
     pub symbol: Symbol,
     /// What was asked, if it could be told.

@@ -3,6 +3,11 @@
 //! Prices and quantities travel as decimal strings (`"100.50"`). A [`Decimal`] keeps the digits
 //! exactly (a 64-bit mantissa and a base-10 scale); it never passes through a float. Conversion to
 //! an instrument's integer units fails when the value is not a whole number of units.
+//!
+//! [`exact`] holds the 128-bit arithmetic the downstream workers need for sums of products
+//! (turnover, fill notional) and rounded averages.
+
+pub mod exact;
 
 use std::fmt;
 use std::str::FromStr;

@@ -4,7 +4,7 @@ use crate::book::{Book, Emitter, FastBook, Resting, Taker};
 use crate::command::{CancelOrder, Command, InvalidCommand, NewOrder, ReplaceOrder, Request};
 use crate::event::{Event, EventKind, LevelQty, RejectReason};
 use crate::instrument::{Instrument, Instruments};
-use crate::name::OrderId;
+use crate::name::{Account, Name, OrderId};
 use crate::types::{OrderType, Price, Qty, Side, Tif};
 
 /// A book and the top of book last published for it.
@@ -15,6 +15,10 @@ pub(crate) struct Slot<B> {
 }
 
 type Top = (Option<LevelQty>, Option<LevelQty>);
+
+/// The account of a rejection the engine cannot attribute: the command named no order it holds
+/// and carried no account of its own.
+const NO_ACCOUNT: Account = Account(Name::EMPTY);
 
 impl<B: Book> Slot<B> {
     fn current_top(&self) -> Top {
@@ -93,6 +97,7 @@ impl<B: Book> Engine<B> {
         let reject = |em: &mut Emitter<'_>, reason| {
             em.emit(EventKind::Rejected {
                 order_id: c.order_id,
+                account: c.account,
                 request: Request::New,
                 reason,
             });
@@ -164,9 +169,11 @@ impl<B: Book> Engine<B> {
         };
         let (ix, order, total) = match removed {
             Ok(v) => v,
+            // A cancel is refused only when the engine does not hold the order: nobody to tell.
             Err(reason) => {
                 return em.emit(EventKind::Rejected {
                     order_id: c.order_id,
+                    account: NO_ACCOUNT,
                     request: Request::Cancel,
                     reason,
                 });
@@ -190,27 +197,31 @@ impl<B: Book> Engine<B> {
         let checked = self
             .instruments
             .index(&c.symbol)
-            .ok_or(RejectReason::UnknownSymbol)
+            .ok_or((RejectReason::UnknownSymbol, NO_ACCOUNT))
             .and_then(|ix| {
                 let old = self.slots[ix]
                     .book
                     .get(&c.order_id)
-                    .ok_or(RejectReason::UnknownOrder)?;
-                let (price, qty) = validate_replace(self.instruments.at(ix), c, &old)?;
+                    .ok_or((RejectReason::UnknownOrder, NO_ACCOUNT))?;
+                // The order is live: its owner is told why the replace was refused.
+                let refuse = |reason| (reason, old.account);
+                let (price, qty) =
+                    validate_replace(self.instruments.at(ix), c, &old).map_err(refuse)?;
                 let keeps_priority = price == old.price && qty <= old.open;
                 if !keeps_priority
                     && old.post_only
                     && crosses_best(&self.slots[ix].book, old.side, price)
                 {
-                    return Err(RejectReason::PostOnlyWouldTrade);
+                    return Err(refuse(RejectReason::PostOnlyWouldTrade));
                 }
                 Ok((ix, old, price, qty, keeps_priority))
             });
         let (ix, old, price, qty, keeps_priority) = match checked {
             Ok(v) => v,
-            Err(reason) => {
+            Err((reason, account)) => {
                 return em.emit(EventKind::Rejected {
                     order_id: c.order_id,
+                    account,
                     request: Request::Replace,
                     reason,
                 });
@@ -266,6 +277,7 @@ impl<B: Book> Engine<B> {
         let mut em = Emitter::new(&mut self.next_seq, c.ts, c.symbol, out);
         em.emit(EventKind::Rejected {
             order_id: c.order_id,
+            account: c.account,
             request: c.request,
             reason: RejectReason::Malformed(c.detail.clone()),
         });

@@ -54,6 +54,10 @@ pub enum EventKind {
     Rejected {
         /// The order named by the command (empty if none could be read).
         order_id: OrderId,
+        /// Whom to tell: a new order's own account, or the owner of the live order a cancel or
+        /// replace named. Empty when the engine cannot tell whose the command is: an unknown
+        /// symbol or order, or a malformed command whose account could not be read.
+        account: Account,
         /// What was asked.
         request: Request,
         /// Why.

@@ -4,7 +4,8 @@
 //! no hash-order iteration in outputs: the same commands always give byte-identical events.
 //!
 //! ## Layout
-//! - [`decimal`]: exact decimal strings at the edges ↔ integer ticks and lots inside.
+//! - [`decimal`]: exact decimal strings at the edges ↔ integer ticks and lots inside;
+//!   [`decimal::exact`], 128-bit exact sums and half-even rounded averages for the workers.
 //! - [`instrument`]: tick, lot, quantity limits and price band per symbol.
 //! - [`command`] and [`event`]: what goes in and what comes out, as values.
 //! - [`engine`]: validation, order lifecycle (time in force, post-only, cancel, replace) and
@@ -21,6 +22,9 @@
 //! - Replace: the same price with a lower (or equal) open quantity keeps the queue position;
 //!   any other change removes the order and re-enters it at the back of its new level, where it
 //!   may trade at once. Moving a post-only order to a crossing price is rejected.
+//! - A `rejected` event names the account to tell: a new order's own, the owner of the live order
+//!   a refused cancel or replace named, or the account a malformed command carried; empty when
+//!   there is none (unknown symbol or order, no readable account).
 //! - Each command's events are numbered with one per-engine counter, contiguous from 1:
 //!   lifecycle events first, then `book_delta` per level changed, then `top_of_book` if the best
 //!   bid or ask changed.

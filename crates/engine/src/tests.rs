@@ -155,6 +155,18 @@ fn reason(events: &[EventKind]) -> Option<RejectReason> {
     }
 }
 
+/// The account a lone rejection is addressed to.
+fn told(events: &[EventKind]) -> Option<Account> {
+    match events {
+        [EventKind::Rejected { account, .. }] => Some(*account),
+        _ => None,
+    }
+}
+
+fn acct(s: &str) -> Account {
+    Account::new(s).unwrap()
+}
+
 fn expired(events: &[EventKind]) -> Option<u64> {
     events.iter().find_map(|e| match e {
         EventKind::Expired { qty, .. } => Some(qty.0),
@@ -523,6 +535,7 @@ fn new_order_rejections<B: Book>() {
     // Malformed commands are rejected in sequence with their detail.
     let ev = h.run(Command::Invalid(InvalidCommand {
         order_id: id("m"),
+        account: acct("acct-m"),
         symbol: Symbol::new(SYM).unwrap(),
         request: Request::New,
         detail: "qty: invalid character in decimal".into(),
@@ -534,6 +547,107 @@ fn new_order_rejections<B: Book>() {
             "qty: invalid character in decimal".into()
         ))
     );
+}
+
+fn rejections_name_the_account_to_tell<B: Book>() {
+    let nobody = Account(crate::name::Name::EMPTY);
+    let mut h = H::<B>::new();
+    // A refused new order: the account it was sent for.
+    assert_eq!(
+        told(&h.limit("r", Side::Buy, "100.25", "1", Tif::Gtc)),
+        Some(acct("acct-r"))
+    );
+    // A duplicate id: the sender of the duplicate, not the owner of the live order.
+    h.limit("live", Side::Buy, "90", "2", Tif::Gtc);
+    let ev = h.run(Command::New(NewOrder {
+        order_id: id("live"),
+        account: acct("other"),
+        symbol: Symbol::new(SYM).unwrap(),
+        side: Side::Buy,
+        order_type: OrderType::Limit,
+        price: Some(Decimal::from_int(91)),
+        qty: Decimal::from_int(1),
+        tif: Tif::Gtc,
+        post_only: false,
+        ts: 0,
+    }));
+    assert_eq!(reason(&ev), Some(RejectReason::DuplicateOrderId));
+    assert_eq!(told(&ev), Some(acct("other")));
+    // A refused replace of a live order: its owner, whatever the reason.
+    assert_eq!(
+        told(&h.replace("live", None, Some("0"))),
+        Some(acct("acct-live"))
+    );
+    assert_eq!(
+        told(&h.replace("live", None, None)),
+        Some(acct("acct-live"))
+    );
+    h.limit("s", Side::Sell, "100", "1", Tif::Gtc);
+    h.order(
+        "po",
+        Side::Buy,
+        OrderType::Limit,
+        Some("99"),
+        "1",
+        Tif::Gtc,
+        true,
+    );
+    let ev = h.replace("po", Some("100"), None);
+    assert_eq!(reason(&ev), Some(RejectReason::PostOnlyWouldTrade));
+    assert_eq!(told(&ev), Some(acct("acct-po")));
+    // An order the engine does not hold (never was, or finished): nobody.
+    assert_eq!(told(&h.cancel("nope")), Some(nobody));
+    assert_eq!(told(&h.replace("nope", Some("99"), None)), Some(nobody));
+    h.cancel("live");
+    assert_eq!(told(&h.cancel("live")), Some(nobody));
+    assert_eq!(told(&h.replace("live", None, Some("1"))), Some(nobody));
+    // An unknown symbol: a new order still names its account; a cancel or replace cannot.
+    let mut out = Vec::new();
+    let elsewhere = Symbol::new("NOPE").unwrap();
+    h.engine.apply(
+        &Command::Replace(ReplaceOrder {
+            order_id: id("s"),
+            symbol: elsewhere,
+            price: None,
+            qty: Some(Decimal::from_int(1)),
+            ts: 0,
+        }),
+        &mut out,
+    );
+    h.engine.apply(
+        &Command::New(NewOrder {
+            order_id: id("n"),
+            account: acct("a"),
+            symbol: elsewhere,
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            price: Some(Decimal::from_int(1)),
+            qty: Decimal::from_int(1),
+            tif: Tif::Gtc,
+            post_only: false,
+            ts: 0,
+        }),
+        &mut out,
+    );
+    let kinds: Vec<EventKind> = out.into_iter().map(|e| e.kind).collect();
+    assert_eq!(told(&kinds[..1]), Some(nobody));
+    assert_eq!(told(&kinds[1..]), Some(acct("a")));
+    // A malformed command: the account it carried, if any could be read.
+    let malformed = |account| {
+        Command::Invalid(InvalidCommand {
+            order_id: id("m"),
+            account,
+            symbol: Symbol::new(SYM).unwrap(),
+            request: Request::New,
+            detail: "qty: missing".into(),
+            ts: 0,
+        })
+    };
+    assert_eq!(
+        told(&h.run(malformed(acct("acct-m")))),
+        Some(acct("acct-m"))
+    );
+    assert_eq!(told(&h.run(malformed(nobody))), Some(nobody));
 }
 
 fn market_data_and_sequence<B: Book>() {
@@ -659,6 +773,7 @@ on_both_books!(
     replace_that_crosses_trades_at_once,
     replace_rejections,
     new_order_rejections,
+    rejections_name_the_account_to_tell,
     market_data_and_sequence,
     snapshot_round_trip,
 );

@@ -4,6 +4,8 @@
 //! - quantity is conserved per order and fills follow price-time priority (an independent model
 //!   built from the events alone);
 //! - sequence numbers are contiguous; the same input gives the same output;
+//! - a rejection names the new order's account, or the owner of the live order a cancel or
+//!   replace named, else nobody (the model's live orders decide);
 //! - snapshot after command k, restore, apply k+1..n = apply 1..n without a pause.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -11,8 +13,8 @@ use std::collections::{BTreeMap, VecDeque};
 use proptest::prelude::*;
 use tradestream_engine::{
     Account, Book, CancelOrder, Command, Decimal, Engine, Event, EventKind, FastBook,
-    InstrumentSpec, Instruments, NewOrder, OrderId, OrderType, Price, ReferenceBook, ReplaceOrder,
-    Side, Symbol, Tif,
+    InstrumentSpec, Instruments, Name, NewOrder, OrderId, OrderType, Price, ReferenceBook,
+    ReplaceOrder, Side, Symbol, Tif,
 };
 
 fn instruments() -> Instruments {
@@ -133,6 +135,7 @@ fn run<B: Book>(engine: &mut Engine<B>, cmds: &[Command]) -> Vec<Event> {
 /// An order as the event-only model sees it.
 #[derive(Debug, Clone, Copy)]
 struct ModelOrder {
+    account: Account,
     side: Side,
     /// Limit price, if it is a limit order.
     price: Option<Price>,
@@ -180,6 +183,7 @@ impl Model {
             match &e.kind {
                 EventKind::Accepted {
                     order_id,
+                    account,
                     side,
                     price,
                     qty,
@@ -193,6 +197,7 @@ impl Model {
                     self.orders.insert(
                         key.clone(),
                         ModelOrder {
+                            account: *account,
                             side: *side,
                             price: *price,
                             remaining: qty.0,
@@ -302,6 +307,22 @@ impl Model {
         Ok(())
     }
 
+    /// Whom a rejection of `cmd` must name, asked before its events are applied: a new order's
+    /// own account, the owner of the live order a cancel or replace names, else nobody.
+    fn to_tell(&self, cmd: &Command) -> Account {
+        let owner = |symbol: &Symbol, id: &OrderId| {
+            self.orders
+                .get(&(symbol.to_string(), id.to_string()))
+                .map_or(Account(Name::EMPTY), |o| o.account)
+        };
+        match cmd {
+            Command::New(c) => c.account,
+            Command::Cancel(c) => owner(&c.symbol, &c.order_id),
+            Command::Replace(c) => owner(&c.symbol, &c.order_id),
+            Command::Invalid(c) => c.account,
+        }
+    }
+
     /// The book must hold exactly the model's live orders, in the model's queue order.
     fn matches(&self, engine: &Engine<FastBook>) -> Result<(), String> {
         let mut from_book: BTreeMap<(String, bool, i64), Vec<(String, u64)>> = BTreeMap::new();
@@ -364,11 +385,16 @@ proptest! {
         let mut expected_seq = 1;
         for (i, o) in ops.iter().enumerate() {
             let mut events = Vec::new();
-            engine.apply(&command(o, i as i64), &mut events);
+            let cmd = command(o, i as i64);
+            let to_tell = model.to_tell(&cmd);
+            engine.apply(&cmd, &mut events);
             prop_assert!(!events.is_empty(), "every command has an outcome");
             for e in &events {
                 prop_assert_eq!(e.seq.0, expected_seq);
                 expected_seq += 1;
+                if let EventKind::Rejected { account, .. } = &e.kind {
+                    prop_assert_eq!(*account, to_tell, "command {} {:?}", i, o);
+                }
             }
             if let Err(why) = model.command(&events) {
                 return Err(TestCaseError::fail(format!("command {i} {o:?}: {why}\n{events:#?}")));

@@ -11,12 +11,14 @@
 //! - [`topics`]: creating the topics of topics.yaml and reporting drift.
 //! - [`worker`]: the consumer loop every worker runs, and the [`Worker`] trait it drives.
 //! - [`metrics`]: what the loop reports, and the Prometheus endpoint.
+//! - [`registry`]: a Confluent-compatible schema registry client (register, look up by id).
 
 pub mod client;
 pub mod dead_letter;
 pub mod headers;
 pub mod metrics;
 pub mod partition;
+pub mod registry;
 pub mod shutdown;
 pub mod topics;
 pub mod worker;

@@ -80,3 +80,99 @@ fn shutdown_is_shared_by_clones() {
     a.trigger();
     assert!(b.is_triggered());
 }
+
+/// A registry on loopback that knows one schema (id 7) and records what it was asked.
+fn fake_registry(requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/registry", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..requests {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut len = 0;
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let n = s.read(&mut buf[len..]).unwrap();
+                len += n;
+                let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let want: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= want || n == 0 {
+                        break;
+                    }
+                }
+            }
+            let request = String::from_utf8_lossy(&buf[..len]).into_owned();
+            let line = request.lines().next().unwrap_or_default().to_owned();
+            let (status, body) = if line
+                .starts_with("POST /registry/subjects/orders-value/versions")
+                && request.contains(r#"{"schema":"{\"type\":\"string\"}"}"#)
+            {
+                ("200 OK", r#"{"id":7}"#.to_owned())
+            } else if line.starts_with("GET /registry/schemas/ids/7 ") {
+                ("200 OK", r#"{"schema":"{\"type\":\"string\"}"}"#.to_owned())
+            } else {
+                (
+                    "404 Not Found",
+                    r#"{"error_code":40403,"message":"Schema not found"}"#.to_owned(),
+                )
+            };
+            write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            seen.push(line);
+        }
+        seen
+    });
+    (url, handle)
+}
+
+#[test]
+fn schema_registry_registers_looks_up_and_reports_unknown_ids() {
+    use crate::registry::{RegistryError, SchemaRegistry};
+    let (url, server) = fake_registry(3);
+    let mut registry = SchemaRegistry::new(&url).unwrap();
+    assert_eq!(
+        registry
+            .register("orders-value", r#"{"type":"string"}"#)
+            .unwrap(),
+        7
+    );
+    // Registered ids are cached: no request.
+    assert_eq!(registry.schema(7).unwrap(), r#"{"type":"string"}"#);
+    let mut fresh = SchemaRegistry::new(&url).unwrap();
+    assert_eq!(fresh.schema(7).unwrap(), r#"{"type":"string"}"#);
+    match fresh.schema(8) {
+        Err(RegistryError::Status {
+            status: 404, body, ..
+        }) => {
+            assert!(body.contains("Schema not found"), "{body}");
+        }
+        other => panic!("expected 404, got {other:?}"),
+    }
+    let seen = server.join().unwrap();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen[1].starts_with("GET /registry/schemas/ids/7 "),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn schema_registry_urls_must_be_plain_http() {
+    use crate::registry::SchemaRegistry;
+    for bad in ["https://r:8081", "r:8081", "http://", "http://r:port"] {
+        assert!(SchemaRegistry::new(bad).is_err(), "{bad}");
+    }
+    assert!(SchemaRegistry::new("http://registry:8081").is_ok());
+    assert!(SchemaRegistry::new("http://registry").is_ok());
+}

@@ -392,12 +392,53 @@ impl<W: Worker> Core<W> {
                     tries,
                     "gap in input offsets; fetching again"
                 );
-                a.refetch = Some((want, Instant::now(), tries));
-                self.metrics.refetch();
-                let back = 64i64 << (2 * (tries - 1).min(20));
-                Gate::Refetch((want - back).max(0))
+                Gate::Refetch(self.ask_again(topic, p, tries))
             }
         }
+    }
+
+    /// Notes re-fetch number `tries` of a partition's next offset; returns where to fetch from.
+    fn ask_again(&mut self, topic: &str, p: i32, tries: u32) -> i64 {
+        self.metrics.refetch();
+        let Some(a) = self.assigned.get_mut(&(topic.to_owned(), p)) else {
+            return 0;
+        };
+        let want = a.next_offset;
+        a.refetch = Some((want, Instant::now(), tries));
+        let back = 64i64 << (2 * (tries - 1).min(20));
+        (want - back).max(0)
+    }
+
+    /// Re-fetches that got no answer within [`REFETCH_WAIT`] (e.g. the partition's end was in
+    /// the skipped batch, so no later record arrives to show the gap again): asks again from
+    /// further back. Returns (topic, partition, offset) to seek to.
+    fn refetches_due(&mut self) -> Vec<(String, i32, i64)> {
+        let due: Vec<((String, i32), u32)> = self
+            .assigned
+            .iter()
+            .filter_map(|(key, a)| match a.refetch {
+                Some((at, since, tries))
+                    if at == a.next_offset
+                        && tries < REFETCH_TRIES
+                        && since.elapsed() >= REFETCH_WAIT =>
+                {
+                    Some((key.clone(), tries + 1))
+                }
+                _ => None,
+            })
+            .collect();
+        due.into_iter()
+            .map(|((topic, p), tries)| {
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    tries,
+                    "no answer to a re-fetch; fetching again"
+                );
+                let at = self.ask_again(&topic, p, tries);
+                (topic, p, at)
+            })
+            .collect()
     }
 
     /// Processes one gated record.
@@ -706,6 +747,9 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
             let mut c = lock(&core);
             if let Some(e) = c.failure.take() {
                 return Err(e);
+            }
+            for (topic, p, at) in c.refetches_due() {
+                consumer.seek(&topic, p, Offset::Offset(at), Duration::from_secs(10))?;
             }
             c.checkpoint(&consumer)?;
             c.after_batch(false)?;

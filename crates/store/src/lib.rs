@@ -26,7 +26,9 @@
 //!   write never overwrites a newer one (a candle closed at a seq also beats its open state at
 //!   that seq). Consumer offsets never move backwards.
 //! - Reads are newest first: trades of a symbol by (UTC day, seq), of an account and
-//!   notifications by (event time, source partition, seq), candles by bucket start.
+//!   notifications by (event time, source partition, seq), candles by bucket start. The open
+//!   candles of a source partition ([`Store::open_candles`]) come by symbol, interval and bucket
+//!   start, and a candle closed at a seq is not open at that seq either.
 
 pub mod model;
 pub mod scylla;
@@ -72,7 +74,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A results store. See the crate documentation for the guarantees of each backend.
-pub trait Store: Send {
+pub trait Store: Send + std::fmt::Debug {
     /// Creates the tables that are missing (idempotent).
     fn migrate(&mut self) -> Result<()>;
 
@@ -104,6 +106,11 @@ pub trait Store: Send {
     fn candles(&mut self, symbol: &str, interval: Interval, limit: usize)
     -> Result<Vec<CandleRow>>;
 
+    /// The candles of `source_partition` whose `closed` is false, by symbol, then interval
+    /// (shortest first), then bucket start: what a restarted market-data worker seeds its candle
+    /// builder with, so that buckets that get no more trades still close.
+    fn open_candles(&mut self, source_partition: i32) -> Result<Vec<CandleRow>>;
+
     /// A symbol's top of book.
     fn top_of_book(&mut self, symbol: &str) -> Result<Option<TopOfBookRow>>;
 
@@ -112,6 +119,16 @@ pub trait Store: Send {
 
     /// Row counts. A full scan on Scylla: for demos and tests.
     fn counts(&mut self) -> Result<StoreCounts>;
+}
+
+/// Sorts candles into the order of [`Store::open_candles`]. Both backends store an interval by
+/// its name, whose text order (`1h` < `1m` < `1s`) is not the interval order, so they sort the
+/// (few) open candles after reading them.
+fn sort_open_candles(candles: &mut [CandleRow]) {
+    fn key(c: &CandleRow) -> (&str, Interval, i64) {
+        (c.symbol.as_str(), c.interval, c.bucket_start_ms)
+    }
+    candles.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
 }
 
 /// Opens the store a URI names (`sqlite:PATH` or `scylla://host:port/keyspace`).

@@ -79,8 +79,13 @@ pub struct OrderStateRow {
     pub qty: Decimal,
     /// Filled so far.
     pub filled_qty: Decimal,
-    /// Volume-weighted average fill price (none before the first fill).
+    /// Volume-weighted average fill price (none before the first fill): `notional /
+    /// filled_qty` rounded half-even.
     pub avg_price: Option<Decimal>,
+    /// Σ price × qty of the fills, exact, at scale price scale + qty scale (the largest over
+    /// the fills); zero before the first fill. The trade recorder resumes an order's average
+    /// from it after a restart, so it is never rounded.
+    pub notional: Decimal,
     /// Event time of the last change, ms.
     pub updated_ts_ms: i64,
     /// Source partition of the last change.

@@ -22,6 +22,14 @@
 //!   `next_offset` as their timestamp, so an offset never moves backwards either. At an equal
 //!   timestamp Scylla keeps the greater cell value: a candle's closing write (same seq as its
 //!   last trade, `closed = true`) beats the open one.
+//! - **Open candles.** [`Store::open_candles`] reads one partition of `open_candles`, keyed by
+//!   source partition, which every candle write keeps in step: an `INSERT` of the row while the
+//!   candle is open, a `DELETE` of it once closed, both `USING TIMESTAMP` the candle's seq. At
+//!   an equal timestamp a deletion wins over a write (Cassandra and Scylla both), so the closing
+//!   write — at the seq of the last open one — removes the row, and a replayed open write at that
+//!   seq cannot bring it back; this is the same tie-break as `closed = true` winning in
+//!   `candles`. Each close leaves a tombstone in the partition until `gc_grace_seconds` has
+//!   passed and compaction purges it, so the read is paged.
 //! - These timestamps are tiny next to wall-clock microseconds: a manual `UPDATE` or `DELETE`
 //!   without `USING TIMESTAMP` would shadow every later write of its key. Fix data with an
 //!   explicit timestamp, or `TRUNCATE`.
@@ -45,6 +53,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -53,6 +62,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::frame::response::result::ColumnType;
+use scylla::response::PagingState;
 use scylla::serialize::SerializationError;
 use scylla::serialize::row::SerializeRow;
 use scylla::serialize::value::SerializeValue;
@@ -189,7 +199,7 @@ impl Store for ScyllaStore {
             let mut rows: Vec<WriteFuture<'_>> = Vec::with_capacity(
                 batch.trades.len() * 4
                     + batch.orders.len()
-                    + batch.candles.len()
+                    + batch.candles.len() * 2
                     + batch.tops.len()
                     + batch.notifications.len(),
             );
@@ -266,6 +276,7 @@ impl Store for ScyllaStore {
                         CqlDec(o.qty),
                         CqlDec(o.filled_qty),
                         o.avg_price.map(CqlDec),
+                        CqlDec(o.notional),
                         o.updated_ts_ms,
                         o.source_partition,
                         o.seq,
@@ -274,28 +285,41 @@ impl Store for ScyllaStore {
                 ));
             }
             for c in &batch.candles {
-                rows.push(exec(
-                    session,
-                    &st.upsert_candle,
-                    "candles",
-                    (
-                        c.symbol.as_str(),
-                        c.interval.as_str(),
-                        c.bucket_start_ms,
-                        CqlDec(c.open),
-                        CqlDec(c.high),
-                        CqlDec(c.low),
-                        CqlDec(c.close),
-                        CqlDec(c.volume),
-                        CqlDec(c.turnover),
-                        CqlDec(c.vwap),
-                        c.trade_count,
-                        c.closed,
-                        c.source_partition,
-                        c.seq,
-                        c.seq,
-                    ),
-                ));
+                let values = (
+                    c.symbol.as_str(),
+                    c.interval.as_str(),
+                    c.bucket_start_ms,
+                    CqlDec(c.open),
+                    CqlDec(c.high),
+                    CqlDec(c.low),
+                    CqlDec(c.close),
+                    CqlDec(c.volume),
+                    CqlDec(c.turnover),
+                    CqlDec(c.vwap),
+                    c.trade_count,
+                    c.closed,
+                    c.source_partition,
+                    c.seq,
+                    c.seq,
+                );
+                rows.push(exec(session, &st.upsert_candle, "candles", values));
+                // The open-candle copy, at the same timestamp: on a tie the closing DELETE wins.
+                rows.push(if c.closed {
+                    exec(
+                        session,
+                        &st.delete_open_candle,
+                        "open_candles",
+                        (
+                            c.seq,
+                            c.source_partition,
+                            c.symbol.as_str(),
+                            c.interval.as_str(),
+                            c.bucket_start_ms,
+                        ),
+                    )
+                } else {
+                    exec(session, &st.upsert_open_candle, "open_candles", values)
+                });
             }
             for t in &batch.tops {
                 rows.push(exec(
@@ -481,6 +505,18 @@ impl Store for ScyllaStore {
         ))?
     }
 
+    fn open_candles(&mut self, source_partition: i32) -> Result<Vec<CandleRow>> {
+        let mut candles = self.runtime.block_on(select_paged(
+            &self.session,
+            &self.statements.select_open_candles,
+            (source_partition,),
+            "open_candles",
+            candle_from_cql,
+        ))??;
+        crate::sort_open_candles(&mut candles);
+        Ok(candles)
+    }
+
     fn top_of_book(&mut self, symbol: &str) -> Result<Option<TopOfBookRow>> {
         let rows = self.runtime.block_on(select(
             &self.session,
@@ -598,6 +634,8 @@ struct Statements {
     insert_trade_by_account: PreparedStatement,
     upsert_order: PreparedStatement,
     upsert_candle: PreparedStatement,
+    upsert_open_candle: PreparedStatement,
+    delete_open_candle: PreparedStatement,
     upsert_top: PreparedStatement,
     insert_notification: PreparedStatement,
     upsert_offset: PreparedStatement,
@@ -608,6 +646,7 @@ struct Statements {
     select_order: PreparedStatement,
     select_candle: PreparedStatement,
     select_candles: PreparedStatement,
+    select_open_candles: PreparedStatement,
     select_top: PreparedStatement,
     select_notifications: PreparedStatement,
 }
@@ -654,8 +693,8 @@ impl Statements {
             upsert_order: prepare(
                 session,
                 "INSERT INTO orders (order_id, account, symbol, side, status, price, qty, \
-                 filled_qty, avg_price, updated_ts_ms, source_partition, seq) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                 filled_qty, avg_price, notional, updated_ts_ms, source_partition, seq) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
             )
             .await?,
             upsert_candle: prepare(
@@ -665,6 +704,21 @@ impl Statements {
                     candle_columns!(),
                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
                 ),
+            )
+            .await?,
+            upsert_open_candle: prepare(
+                session,
+                concat!(
+                    "INSERT INTO open_candles (",
+                    candle_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
+            )
+            .await?,
+            delete_open_candle: prepare(
+                session,
+                "DELETE FROM open_candles USING TIMESTAMP ? WHERE source_partition = ? \
+                 AND symbol = ? AND interval = ? AND bucket_start_ms = ?",
             )
             .await?,
             upsert_top: prepare(
@@ -718,7 +772,8 @@ impl Statements {
             select_order: prepare(
                 session,
                 "SELECT order_id, account, symbol, side, status, price, qty, filled_qty, \
-                 avg_price, updated_ts_ms, source_partition, seq FROM orders WHERE order_id = ?",
+                 avg_price, notional, updated_ts_ms, source_partition, seq FROM orders \
+                 WHERE order_id = ?",
             )
             .await?,
             select_candle: prepare(
@@ -736,6 +791,15 @@ impl Statements {
                     "SELECT ",
                     candle_columns!(),
                     " FROM candles WHERE symbol = ? AND interval = ? LIMIT ?"
+                ),
+            )
+            .await?,
+            select_open_candles: prepare(
+                session,
+                concat!(
+                    "SELECT ",
+                    candle_columns!(),
+                    " FROM open_candles WHERE source_partition = ?"
                 ),
             )
             .await?,
@@ -882,6 +946,37 @@ where
     Ok(out)
 }
 
+/// Like [`select`], a page at a time: for partitions whose tombstones may outnumber their rows
+/// (`open_candles`), which an unpaged read would have to scan in one request.
+async fn select_paged<R, T>(
+    session: &Session,
+    stmt: &PreparedStatement,
+    values: impl SerializeRow,
+    table: &'static str,
+    convert: impl Fn(R) -> Result<T>,
+) -> Result<Vec<T>>
+where
+    R: for<'f> DeserializeRow<'f, 'f>,
+{
+    let context = || format!("read {table}");
+    let mut out = Vec::new();
+    let mut paging_state = PagingState::start();
+    loop {
+        let (result, paging) = session
+            .execute_single_page(stmt, &values, paging_state)
+            .await
+            .map_err(scylla_err(context()))?;
+        let rows = result.into_rows_result().map_err(scylla_err(context()))?;
+        for row in rows.rows::<R>().map_err(scylla_err(context()))? {
+            out.push(convert(row.map_err(scylla_err(context()))?)?);
+        }
+        match paging.into_paging_control_flow() {
+            ControlFlow::Break(()) => return Ok(out),
+            ControlFlow::Continue(next) => paging_state = next,
+        }
+    }
+}
+
 fn scylla_err<E: fmt::Display>(context: impl fmt::Display) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Scylla(format!("{context}: {e}"))
 }
@@ -1017,6 +1112,7 @@ type OrderCols = (
     CqlDecimal,
     CqlDecimal,
     Option<CqlDecimal>,
+    CqlDecimal,
     i64,
     i32,
     i64,
@@ -1024,7 +1120,8 @@ type OrderCols = (
 
 fn order_from_cql(r: OrderCols) -> Result<OrderStateRow> {
     const T: &str = "orders";
-    let (order_id, account, symbol, side, status, price, qty, filled, avg, ts, sp, seq) = r;
+    let (order_id, account, symbol, side, status, price, qty, filled, avg, notional, ts, sp, seq) =
+        r;
     Ok(OrderStateRow {
         side: side_from_str(&side).ok_or_else(|| corrupt(T, format!("unknown side {side:?}")))?,
         status: OrderStatus::parse(&status)
@@ -1033,6 +1130,7 @@ fn order_from_cql(r: OrderCols) -> Result<OrderStateRow> {
         qty: dec(&qty, T, "qty")?,
         filled_qty: dec(&filled, T, "filled_qty")?,
         avg_price: opt_dec(&avg, T, "avg_price")?,
+        notional: dec(&notional, T, "notional")?,
         order_id,
         account,
         symbol,
@@ -1242,6 +1340,7 @@ mod tests {
                 "trades_by_account",
                 "orders",
                 "candles",
+                "open_candles",
                 "top_of_book",
                 "notifications_by_account",
                 "consumer_offsets"

@@ -26,6 +26,7 @@ use tradestream_engine::{Decimal, Side};
 use crate::{
     Batch, CandleRow, Interval, NotificationRow, OffsetRow, OrderStateRow, OrderStatus, Result,
     Store, StoreCounts, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,
+    sort_open_candles,
 };
 
 /// The DDL: one source of truth for the SQLite tables.
@@ -190,6 +191,16 @@ impl Store for SqliteStore {
         )
     }
 
+    fn open_candles(&mut self, source_partition: i32) -> Result<Vec<CandleRow>> {
+        let mut candles = self.query_rows(
+            SELECT_OPEN_CANDLES,
+            params![source_partition],
+            candle_from_row,
+        )?;
+        sort_open_candles(&mut candles);
+        Ok(candles)
+    }
+
     fn top_of_book(&mut self, symbol: &str) -> Result<Option<TopOfBookRow>> {
         self.query_one(SELECT_TOP, params![symbol], top_from_row)
     }
@@ -247,13 +258,13 @@ const INSERT_TRADE_BY_ACCOUNT: &str = "\
 
 const UPSERT_ORDER: &str = "\
     INSERT INTO orders (order_id, account, symbol, side, status, price, qty, filled_qty, \
-        avg_price, updated_ts_ms, source_partition, seq) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+        avg_price, notional, updated_ts_ms, source_partition, seq) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
     ON CONFLICT (order_id) DO UPDATE SET \
         account = excluded.account, symbol = excluded.symbol, side = excluded.side, \
         status = excluded.status, price = excluded.price, qty = excluded.qty, \
         filled_qty = excluded.filled_qty, avg_price = excluded.avg_price, \
-        updated_ts_ms = excluded.updated_ts_ms, source_partition = excluded.source_partition, \
+        notional = excluded.notional, updated_ts_ms = excluded.updated_ts_ms, source_partition = excluded.source_partition, \
         seq = excluded.seq \
     WHERE excluded.seq >= orders.seq";
 
@@ -358,6 +369,7 @@ fn write_rows(conn: &Connection, batch: &Batch) -> Result<()> {
                 DecText::new(o.qty),
                 DecText::new(o.filled_qty),
                 o.avg_price.map(DecText::new),
+                DecText::new(o.notional),
                 o.updated_ts_ms,
                 o.source_partition,
                 o.seq,
@@ -500,19 +512,40 @@ const SELECT_TRADES_BY_ACCOUNT: &str = concat!(
 
 const SELECT_ORDER: &str = "\
     SELECT order_id, account, symbol, side, status, price, qty, filled_qty, avg_price, \
-        updated_ts_ms, source_partition, seq \
+        notional, updated_ts_ms, source_partition, seq \
     FROM orders WHERE order_id = ?1";
 
-const SELECT_CANDLE: &str = "\
-    SELECT symbol, interval, bucket_start_ms, open, high, low, close, volume, turnover, vwap, \
-        trade_count, closed, source_partition, seq \
-    FROM candles WHERE symbol = ?1 AND interval = ?2 AND bucket_start_ms = ?3";
+/// Column order read by [`candle_from_row`].
+macro_rules! candle_columns {
+    () => {
+        "symbol, interval, bucket_start_ms, open, high, low, close, volume, turnover, vwap, \
+         trade_count, closed, source_partition, seq"
+    };
+}
 
-const SELECT_CANDLES: &str = "\
-    SELECT symbol, interval, bucket_start_ms, open, high, low, close, volume, turnover, vwap, \
-        trade_count, closed, source_partition, seq \
-    FROM candles WHERE symbol = ?1 AND interval = ?2 \
-    ORDER BY bucket_start_ms DESC LIMIT ?3";
+const SELECT_CANDLE: &str = concat!(
+    "SELECT ",
+    candle_columns!(),
+    " FROM candles WHERE symbol = ?1 AND interval = ?2 AND bucket_start_ms = ?3"
+);
+
+const SELECT_CANDLES: &str = concat!(
+    "SELECT ",
+    candle_columns!(),
+    " FROM candles WHERE symbol = ?1 AND interval = ?2 \
+      ORDER BY bucket_start_ms DESC LIMIT ?3"
+);
+
+// `closed = 0` is the partial index's condition, spelled the same: SQLite uses a partial index
+// only when the query implies its condition, and `INDEXED BY` turns a query that could not use
+// it into an error instead of a scan of every candle ever closed. The order is set in Rust
+// (`sort_open_candles`).
+const SELECT_OPEN_CANDLES: &str = concat!(
+    "SELECT ",
+    candle_columns!(),
+    " FROM candles INDEXED BY candles_open_by_partition \
+      WHERE source_partition = ?1 AND closed = 0"
+);
 
 const SELECT_TOP: &str = "\
     SELECT symbol, bid_price, bid_qty, ask_price, ask_qty, ts_ms, source_partition, seq \
@@ -594,9 +627,10 @@ fn order_from_row(row: &Row<'_>) -> Result<OrderStateRow> {
         qty: dec_at(row, 6, T)?,
         filled_qty: dec_at(row, 7, T)?,
         avg_price: opt_dec_at(row, 8, T)?,
-        updated_ts_ms: row.get(9)?,
-        source_partition: row.get(10)?,
-        seq: row.get(11)?,
+        notional: dec_at(row, 9, T)?,
+        updated_ts_ms: row.get(10)?,
+        source_partition: row.get(11)?,
+        seq: row.get(12)?,
     })
 }
 

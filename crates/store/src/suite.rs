@@ -38,6 +38,8 @@ macro_rules! store_suite {
             trades_by_symbol_newest_first_across_days,
             trades_by_account_covers_maker_taker_and_self_match,
             candles_newest_first_per_interval,
+            open_candles_per_partition_in_key_order,
+            closing_a_candle_removes_it_from_the_open_ones,
             notifications_newest_first,
         );
     };
@@ -95,8 +97,10 @@ pub fn trade(
     }
 }
 
-/// An order state at `seq`.
+/// An order state at `seq`. Its fills (if any) average 60000.2500 and sum to a notional with a
+/// trailing zero that must survive.
 pub fn order(order_id: &str, seq: i64, status: OrderStatus, filled_qty: &str) -> OrderStateRow {
+    let filled = filled_qty != "0";
     OrderStateRow {
         order_id: order_id.to_owned(),
         account: "acct-1".to_owned(),
@@ -106,7 +110,8 @@ pub fn order(order_id: &str, seq: i64, status: OrderStatus, filled_qty: &str) ->
         price: Some(d("60000.50")),
         qty: d("1.250"),
         filled_qty: d(filled_qty),
-        avg_price: (filled_qty != "0").then(|| d("60000.2500")),
+        avg_price: filled.then(|| d("60000.2500")),
+        notional: if filled { d("15000.06250") } else { d("0") },
         updated_ts_ms: T0 + seq,
         source_partition: 3,
         seq,
@@ -208,6 +213,7 @@ fn one_of_each() -> Batch {
         price: None,
         status: OrderStatus::Expired,
         avg_price: Some(d("0.000000000000000001")),
+        notional: Decimal::new(i64::MAX, 18),
         ..order("o-market", 8, OrderStatus::Expired, "0.5")
     };
     Batch {
@@ -329,6 +335,7 @@ pub fn empty_store_reads_nothing(store: &mut dyn Store) {
     assert!(ok(store.trades_by_symbol("BTC-USD", 10), "trades_by_symbol").is_empty());
     assert!(ok(store.trades_by_account("alice", 10), "trades_by_account").is_empty());
     assert!(ok(store.candles("BTC-USD", Interval::S1, 10), "candles").is_empty());
+    assert!(ok(store.open_candles(1), "open_candles").is_empty());
     assert!(ok(store.notifications("alice", 10), "notifications").is_empty());
     write(store, &Batch::default());
     assert_eq!(ok(store.counts(), "counts"), StoreCounts::default());
@@ -779,6 +786,121 @@ pub fn candles_newest_first_per_interval(store: &mut dyn Store) {
         Some(candles[6].clone())
     );
     assert_eq!(ok(store.counts(), "counts").candles, 10);
+}
+
+/// The open candles of a partition, and only those: by symbol, interval (shortest first) and
+/// bucket start, whatever the order they were written in; closed ones and other partitions'
+/// are left out.
+pub fn open_candles_per_partition_in_key_order(store: &mut dyn Store) {
+    let on = |partition: i32, c: CandleRow| CandleRow {
+        source_partition: partition,
+        ..c
+    };
+    let candles = vec![
+        // Partition 1, written out of key order.
+        on(1, candle("ETH-USD", Interval::S1, T0, 12, false)),
+        on(1, candle("BTC-USD", Interval::H1, T0, 11, false)),
+        on(1, candle("BTC-USD", Interval::S1, T0 + 2_000, 10, false)),
+        on(1, candle("BTC-USD", Interval::M1, T0, 9, false)),
+        on(1, candle("BTC-USD", Interval::S1, T0 + 1_000, 8, true)),
+        on(1, candle("BTC-USD", Interval::S1, T0, 7, false)),
+        // Partition 2.
+        on(2, candle("SOL-USD", Interval::M1, T0, 5, false)),
+        on(2, candle("SOL-USD", Interval::S1, T0, 4, true)),
+    ];
+    write(
+        store,
+        &Batch {
+            candles: candles.clone(),
+            ..Batch::default()
+        },
+    );
+    assert_eq!(
+        ok(store.open_candles(1), "open_candles"),
+        [
+            candles[5].clone(),
+            candles[2].clone(),
+            candles[3].clone(),
+            candles[1].clone(),
+            candles[0].clone(),
+        ],
+        "BTC 1s (two buckets), 1m, 1h, then ETH"
+    );
+    assert_eq!(
+        ok(store.open_candles(2), "open_candles"),
+        [candles[6].clone()]
+    );
+    assert!(ok(store.open_candles(3), "open_candles").is_empty());
+    // A newer open state replaces the listed one.
+    let updated = CandleRow {
+        close: d("102.00"),
+        trade_count: 3,
+        ..on(2, candle("SOL-USD", Interval::M1, T0, 6, false))
+    };
+    write(
+        store,
+        &Batch {
+            candles: vec![updated.clone()],
+            ..Batch::default()
+        },
+    );
+    assert_eq!(ok(store.open_candles(2), "open_candles"), [updated]);
+    assert_eq!(ok(store.counts(), "counts").candles, 8);
+}
+
+/// A candle leaves the open ones when it is closed at the seq of its last open write, or later;
+/// a replayed or older open write does not bring it back; a newer open one stays listed.
+pub fn closing_a_candle_removes_it_from_the_open_ones(store: &mut dyn Store) {
+    let open = candle("BTC-USD", Interval::S1, T0, 7, false);
+    let other = candle("BTC-USD", Interval::S1, T0 + 1_000, 8, false);
+    let closed = CandleRow {
+        closed: true,
+        ..open.clone()
+    };
+    let only = |candles: Vec<CandleRow>| Batch {
+        candles,
+        ..Batch::default()
+    };
+    write(store, &only(vec![open.clone(), other.clone()]));
+    assert_eq!(
+        ok(store.open_candles(1), "open_candles"),
+        [open.clone(), other.clone()]
+    );
+
+    // Closed at the same seq, in the same batch as its open write: the close wins.
+    write(store, &only(vec![open.clone(), closed.clone()]));
+    assert_eq!(
+        ok(store.open_candles(1), "open_candles"),
+        std::slice::from_ref(&other)
+    );
+    // Replays of the open write, at its seq and older, leave it closed.
+    let older = candle("BTC-USD", Interval::S1, T0, 6, false);
+    write(store, &only(vec![open.clone()]));
+    write(store, &only(vec![older]));
+    assert_eq!(
+        ok(store.open_candles(1), "open_candles"),
+        std::slice::from_ref(&other)
+    );
+    assert_eq!(
+        ok(store.candle("BTC-USD", Interval::S1, T0), "candle"),
+        Some(closed)
+    );
+
+    // Closed at a later seq than its last open write (the candle builder closes at the same seq,
+    // but the rule is the seq's): gone too, and an older open write does not bring it back.
+    let other_closed = CandleRow {
+        closed: true,
+        seq: 9,
+        ..other.clone()
+    };
+    write(store, &only(vec![other_closed.clone()]));
+    assert!(ok(store.open_candles(1), "open_candles").is_empty());
+    write(store, &only(vec![other]));
+    assert!(ok(store.open_candles(1), "open_candles").is_empty());
+    assert_eq!(
+        ok(store.candle("BTC-USD", Interval::S1, T0 + 1_000), "candle"),
+        Some(other_closed)
+    );
 }
 
 /// An account's notifications, newest first, limited, and only its own.

@@ -52,6 +52,12 @@ pub struct MatcherConfig {
     /// (tansu 0.6) needs it: it does not rebalance when a member's session expires, so the
     /// partitions of a killed member stay with it until another member joins.
     pub rejoin_when_idle: Option<Duration>,
+    /// Schema registry (`http://host:port`). With one, Avro outputs use Confluent framing with
+    /// the ids the registry gives `engine_event.avsc` under `<topic>-value`, and a
+    /// Confluent-framed order is checked against the registry: an id whose schema is not
+    /// `order_command.avsc` makes it a dead letter. Without one, outputs use single-object
+    /// encoding (no registry needed).
+    pub schema_registry: Option<String>,
 }
 
 impl MatcherConfig {
@@ -74,6 +80,7 @@ impl MatcherConfig {
             format: OutputFormat::Avro,
             worker: "matcher".into(),
             rejoin_when_idle: None,
+            schema_registry: None,
         }
     }
 }

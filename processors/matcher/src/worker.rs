@@ -14,6 +14,7 @@ use tradestream_codec::{avro, json};
 use tradestream_engine::{Command, Event, Seq};
 use tradestream_runtime::dead_letter::Poison;
 use tradestream_runtime::headers::Provenance;
+use tradestream_runtime::registry::{RegistryError, SchemaRegistry};
 use tradestream_runtime::{
     Context, LoopConfig, Outcome, Record, RunError, Shutdown, Worker, WorkerError,
 };
@@ -51,18 +52,93 @@ pub struct Matcher {
     partitions: BTreeMap<i32, PartitionState>,
     events: Vec<Event>,
     buf: Vec<u8>,
+    /// Framing per output topic (executions, trades, market data).
+    framing: [avro::Framing; 3],
+    /// The schema registry, when configured, and what it said of each order schema id.
+    registry: Option<Registry>,
+}
+
+/// The schema registry and the verdicts on the ids it was asked about.
+#[derive(Debug)]
+struct Registry {
+    client: SchemaRegistry,
+    /// Schema id → whether it is `order_command.avsc` (same canonical form).
+    orders: BTreeMap<u32, bool>,
+}
+
+impl Registry {
+    /// Connects and registers `engine_event.avsc` for the three output topics.
+    fn connect(url: &str, cfg: &MatcherConfig) -> Result<(Self, [avro::Framing; 3]), WorkerError> {
+        let mut client = SchemaRegistry::new(url)?;
+        let schema = avro::RecordType::EngineEvent.avsc();
+        let mut framing = [avro::Framing::SingleObject; 3];
+        for (f, topic) in framing
+            .iter_mut()
+            .zip([&cfg.executions, &cfg.trades, &cfg.market_data])
+        {
+            let schema_id = client.register(&format!("{topic}-value"), schema)?;
+            *f = avro::Framing::Confluent { schema_id };
+        }
+        let registry = Registry {
+            client,
+            orders: BTreeMap::new(),
+        };
+        Ok((registry, framing))
+    }
+
+    /// Whether a Confluent-framed order's schema id names `order_command.avsc`.
+    fn is_order_schema(&mut self, id: u32) -> Result<bool, WorkerError> {
+        if let Some(ok) = self.orders.get(&id) {
+            return Ok(*ok);
+        }
+        let ok = match self.client.schema(id) {
+            Ok(text) => avro::fingerprint_of(text)
+                .is_ok_and(|fp| fp == avro::RecordType::OrderCommand.fingerprint()),
+            // An id the registry does not know is the record's fault, not an outage.
+            Err(RegistryError::Status { status: 404, .. }) => false,
+            Err(e) => return Err(Box::new(e)),
+        };
+        self.orders.insert(id, ok);
+        Ok(ok)
+    }
 }
 
 impl Matcher {
     /// A matcher with nothing assigned yet.
-    pub fn new(cfg: MatcherConfig, stats: Arc<MatcherStats>) -> Self {
-        Matcher {
+    /// A matcher with nothing assigned yet; registers its output schema if a registry is
+    /// configured.
+    pub fn new(cfg: MatcherConfig, stats: Arc<MatcherStats>) -> Result<Self, WorkerError> {
+        let (registry, framing) = match &cfg.schema_registry {
+            Some(url) => {
+                let (registry, framing) = Registry::connect(url, &cfg)?;
+                (Some(registry), framing)
+            }
+            None => (None, [avro::Framing::SingleObject; 3]),
+        };
+        Ok(Matcher {
             cfg,
             stats,
             partitions: BTreeMap::new(),
             events: Vec::with_capacity(64),
             buf: Vec::with_capacity(512),
-        }
+            framing,
+            registry,
+        })
+    }
+
+    /// Why a Confluent-framed order cannot be read, if the registry says its schema is not
+    /// `order_command.avsc`.
+    fn schema_poison(&mut self, payload: &[u8]) -> Result<Option<Poison>, WorkerError> {
+        let (Some(registry), [avro::CONFLUENT_MAGIC, a, b, c, d, ..]) =
+            (&mut self.registry, payload)
+        else {
+            return Ok(None);
+        };
+        let id = u32::from_be_bytes([*a, *b, *c, *d]);
+        Ok((!registry.is_order_schema(id)?).then(|| Poison {
+            class: "schema",
+            message: format!("schema id {id} is not order_command.avsc in the schema registry"),
+        }))
     }
 
     /// Produces the events of one command to their topics, skipping those already present.
@@ -73,6 +149,7 @@ impl Matcher {
             events,
             buf,
             stats,
+            framing,
             ..
         } = self;
         let Some(state) = partitions.get_mut(&p) else {
@@ -95,13 +172,7 @@ impl Matcher {
                             source_offset: offset,
                             seq,
                         };
-                        avro::encode_event(
-                            &cfg.instruments,
-                            event,
-                            provenance,
-                            avro::Framing::SingleObject,
-                            buf,
-                        );
+                        avro::encode_event(&cfg.instruments, event, provenance, framing[t], buf);
                     }
                     OutputFormat::Json => {
                         // On a topic `seq` is the topic's counter, not the engine's.
@@ -226,7 +297,13 @@ impl Worker for Matcher {
             self.stats.replayed.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.records_in.fetch_add(1, Ordering::Relaxed);
-        let poison = if m.payload.len() > self.cfg.max_record_bytes {
+        let schema_poison = self.schema_poison(m.payload)?;
+        let Some(state) = self.partitions.get_mut(&p) else {
+            return Ok(Outcome::Done);
+        };
+        let poison = if let Some(poison) = schema_poison {
+            poison
+        } else if m.payload.len() > self.cfg.max_record_bytes {
             Poison {
                 class: "oversized",
                 message: format!(
@@ -282,7 +359,8 @@ pub fn run(
         max_batch: cfg.max_batch,
         rejoin_when_idle: cfg.rejoin_when_idle,
     };
-    tradestream_runtime::worker::run(Matcher::new(cfg, stats.clone()), loop_cfg, &shutdown)?;
+    let matcher = Matcher::new(cfg, stats.clone()).map_err(RunError::Worker)?;
+    tradestream_runtime::worker::run(matcher, loop_cfg, &shutdown)?;
     tracing::info!(
         records_in = stats.records_in.load(Ordering::Relaxed),
         records_out = stats.records_out.load(Ordering::Relaxed),
@@ -292,4 +370,103 @@ pub fn run(
         "matcher stopped"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use tradestream_codec::avro::{Framing, RecordType};
+    use tradestream_runtime::KafkaConfig;
+
+    use super::*;
+
+    /// A registry on loopback: every registration gets id 3 (`engine_event.avsc`); id 4 is
+    /// `order_command.avsc`; id 5 is some other schema; anything else is unknown.
+    fn registry(requests: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for _ in 0..requests {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut len = 0;
+                while let Ok(n) = s.read(&mut buf[len..]) {
+                    len += n;
+                    let text = String::from_utf8_lossy(&buf[..len]);
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let want: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= want || n == 0 {
+                        break;
+                    }
+                }
+                let request = String::from_utf8_lossy(&buf[..len]).into_owned();
+                let line = request.lines().next().unwrap_or_default();
+                let schema = |avsc: &str| serde_json::json!({ "schema": avsc }).to_string();
+                let (status, body) = if line.starts_with("POST ") {
+                    ("200 OK", r#"{"id":3}"#.to_owned())
+                } else if line.starts_with("GET /schemas/ids/4 ") {
+                    ("200 OK", schema(RecordType::OrderCommand.avsc()))
+                } else if line.starts_with("GET /schemas/ids/5 ") {
+                    ("200 OK", schema(RecordType::SnapshotMeta.avsc()))
+                } else {
+                    ("404 Not Found", r#"{"error_code":40403}"#.to_owned())
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    fn matcher(url: &str) -> Matcher {
+        let instruments = tradestream_engine::Instruments::default();
+        let mut cfg = MatcherConfig::new(KafkaConfig::new("127.0.0.1:1"), instruments);
+        cfg.schema_registry = Some(url.to_owned());
+        Matcher::new(cfg, Arc::default()).expect("registry reachable")
+    }
+
+    #[test]
+    fn with_a_registry_outputs_are_confluent_framed_and_order_ids_are_checked() {
+        // 3 registrations, then one lookup each for ids 4, 5 and 6 (4 is asked once: cached).
+        let url = registry(6);
+        let mut m = matcher(&url);
+        assert_eq!(m.framing, [Framing::Confluent { schema_id: 3 }; 3]);
+        let order = |id: u32| {
+            let mut b = vec![0u8];
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(b"body");
+            b
+        };
+        assert_eq!(m.schema_poison(&order(4)).unwrap(), None);
+        assert_eq!(m.schema_poison(&order(4)).unwrap(), None, "cached");
+        let other = m.schema_poison(&order(5)).unwrap().expect("another schema");
+        assert_eq!(other.class, "schema");
+        assert!(other.message.contains("schema id 5"), "{}", other.message);
+        let unknown = m.schema_poison(&order(6)).unwrap().expect("an unknown id");
+        assert_eq!(unknown.class, "schema");
+        // JSON and single-object records are not the registry's business.
+        assert_eq!(m.schema_poison(b"{\"type\":\"new\"}").unwrap(), None);
+    }
+
+    #[test]
+    fn an_unreachable_registry_stops_the_matcher_with_an_error() {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", dead.local_addr().unwrap());
+        drop(dead);
+        let instruments = tradestream_engine::Instruments::default();
+        let mut cfg = MatcherConfig::new(KafkaConfig::new("127.0.0.1:1"), instruments);
+        cfg.schema_registry = Some(url);
+        let err = Matcher::new(cfg, Arc::default()).expect_err("no registry there");
+        assert!(err.to_string().contains("schema registry"), "{err}");
+    }
 }

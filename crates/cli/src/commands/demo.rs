@@ -1,10 +1,12 @@
 //! `tradestream demo`: the pipeline end to end on the embedded broker.
 //!
 //! Starts tansu in-process on a free loopback port, applies topics.yaml, produces a generated
-//! order flow while the matcher runs, then reads the output topics back and prints what happened:
-//! orders in, events out, trades, dead letters, throughput and end-to-end latency (the order's
-//! record timestamp → the output record's timestamp). Exits 0 only if every order got its
-//! outcome (an execution or a dead letter).
+//! order flow while the matcher and the downstream workers (trade recorder, market data,
+//! notifier) run, then reads the output topics back and prints what happened: orders in, events
+//! out, trades, dead letters, throughput, end-to-end latency (the order's record timestamp → the
+//! output record's timestamp) and what landed in the store. Exits 0 only if every order got its
+//! outcome (an execution or a dead letter) and every trade is in the store. The store is left
+//! for `tradestream query`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +21,14 @@ use tradestream_matcher::MatcherStats;
 use tradestream_runtime::partition::PartitionReader;
 use tradestream_runtime::{KafkaConfig, Shutdown};
 
+use tradestream_market_data::worker::{MarketDataConfig, MarketDataStats};
+use tradestream_notifier::worker::{NotifierConfig, NotifierStats};
+use tradestream_runtime::LoopConfig;
+use tradestream_store::StoreUri;
+use tradestream_trade_recorder::worker::{RecorderConfig, RecorderStats};
+
 use super::produce::{self, Format};
+use super::query::StoreArgs;
 use super::topics;
 
 /// Arguments of `tradestream demo`.
@@ -47,6 +56,148 @@ pub struct DemoArgs {
     /// Topic layout.
     #[arg(long, default_value = "topics.yaml")]
     pub topics: PathBuf,
+    /// Results store. A SQLite file is replaced at the start (the embedded broker starts empty,
+    /// so offsets stored by an earlier demo would not match).
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// The downstream workers, each on a thread of its own.
+struct Downstream {
+    shutdown: Shutdown,
+    recorder: Arc<RecorderStats>,
+    market: Arc<MarketDataStats>,
+    notifier: Arc<NotifierStats>,
+    threads: Vec<std::thread::JoinHandle<Result<(), tradestream_runtime::RunError>>>,
+}
+
+impl Downstream {
+    fn start(kafka: &KafkaConfig, store: &StoreArgs, run_id: &str) -> anyhow::Result<Self> {
+        let shutdown = Shutdown::new();
+        let loop_cfg = LoopConfig {
+            kafka: kafka.clone(),
+            group: String::new(),
+            dead_letters: "dead-letters".into(),
+            max_batch: 2_000,
+            rejoin_when_idle: Some(Duration::from_secs(15)),
+        };
+        let group = |name: &str| format!("tradestream-demo-{name}-{run_id}");
+        let (recorder, market, notifier) = Default::default();
+        let mut threads = Vec::new();
+        {
+            let (cfg, run, store) = (
+                RecorderConfig {
+                    group: group("trade-recorder"),
+                    ..RecorderConfig::default()
+                },
+                loop_cfg.clone(),
+                store.open()?,
+            );
+            let (shutdown, stats) = (shutdown.clone(), Arc::clone(&recorder));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("trade-recorder".into())
+                    .spawn(move || {
+                        tradestream_trade_recorder::worker::run(cfg, run, store, &shutdown, stats)
+                    })?,
+            );
+        }
+        {
+            let (cfg, run, store) = (
+                MarketDataConfig {
+                    group: group("market-data"),
+                    ..MarketDataConfig::default()
+                },
+                loop_cfg.clone(),
+                store.open()?,
+            );
+            let (shutdown, stats) = (shutdown.clone(), Arc::clone(&market));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("market-data".into())
+                    .spawn(move || {
+                        tradestream_market_data::worker::run(cfg, run, store, &shutdown, stats)
+                    })?,
+            );
+        }
+        {
+            let (cfg, run, store) = (
+                NotifierConfig {
+                    group: group("notifier"),
+                    ..NotifierConfig::default()
+                },
+                loop_cfg,
+                store.open()?,
+            );
+            let (shutdown, stats) = (shutdown.clone(), Arc::clone(&notifier));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("notifier".into())
+                    .spawn(move || {
+                        tradestream_notifier::worker::run(cfg, run, store, &shutdown, stats)
+                    })?,
+            );
+        }
+        Ok(Downstream {
+            shutdown,
+            recorder,
+            market,
+            notifier,
+            threads,
+        })
+    }
+
+    /// Waits until every worker has read what the matcher wrote, then stops them (each writes
+    /// its last batch on the way out).
+    fn finish(self, outputs: &Outputs, deadline: Instant) -> anyhow::Result<()> {
+        let caught_up = || {
+            self.recorder.records_in.load(Ordering::Relaxed) >= outputs.trades + outputs.executions
+                && self.market.records_in.load(Ordering::Relaxed)
+                    >= outputs.trades + outputs.market_data
+                && self.notifier.records_in.load(Ordering::Relaxed) >= outputs.executions
+        };
+        let mut failed = None;
+        while !caught_up() {
+            if self
+                .threads
+                .iter()
+                .any(std::thread::JoinHandle::is_finished)
+            {
+                failed = Some("a downstream worker stopped early");
+                break;
+            }
+            if Instant::now() > deadline {
+                failed = Some("timed out waiting for the downstream workers");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.shutdown.trigger();
+        for t in self.threads {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a downstream worker panicked"))??;
+        }
+        match failed {
+            Some(why) => bail!("{why}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Removes a SQLite store and its WAL files.
+fn fresh_store(store: &StoreArgs) -> anyhow::Result<()> {
+    if let StoreUri::Sqlite(path) = &store.store {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {p:?}")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the output topics hold after the run.
@@ -118,6 +269,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         report.created.len(),
         args.topics.display()
     );
+
+    fresh_store(&args.store)?;
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .to_string();
+    let downstream = Downstream::start(&kafka, &args.store, &run_id)?;
 
     let shutdown = Shutdown::new();
     let stats = Arc::new(MatcherStats::default());
@@ -192,6 +350,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
 
     let outputs = read_outputs(&kafka, partitions)?;
+    eprintln!("waiting for the trade recorder, market data and notifier to catch up…");
+    downstream.finish(&outputs, deadline + Duration::from_secs(120))?;
+    let counts = args.store.open()?.counts()?;
     let mut lat = outputs.latencies.clone();
     lat.sort_unstable();
     let secs = matched_in.as_secs_f64().max(1e-9);
@@ -208,6 +369,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "p50_ms": percentile(&lat, 0.50),
         "p99_ms": percentile(&lat, 0.99),
         "snapshots": stats.snapshots.load(Ordering::Relaxed),
+        "trades_stored": counts.trades,
+        "orders_stored": counts.orders,
+        "candles_stored": counts.candles,
+        "tops_stored": counts.tops,
+        "notifications_stored": counts.notifications,
+        "store": args.store.store.to_string(),
         "seconds": (secs * 10.0).round() / 10.0,
     });
     println!("orders in       {}", args.orders);
@@ -222,8 +389,24 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "latency         p50 {} ms, p99 {} ms (order produced → outcome produced)",
         summary["p50_ms"], summary["p99_ms"]
     );
+    println!(
+        "store           {} trades, {} orders, {} candles, {} tops of book, {} notifications in {}",
+        counts.trades,
+        counts.orders,
+        counts.candles,
+        counts.tops,
+        counts.notifications,
+        args.store.store
+    );
     if args.json {
         println!("{summary}");
+    }
+    if counts.trades != outputs.trades {
+        bail!(
+            "{} trades on the topic but {} in the store",
+            outputs.trades,
+            counts.trades
+        );
     }
     let accounted = outputs.outcomes + outputs.dead_letters;
     if accounted != args.orders {

@@ -7,5 +7,6 @@ pub mod demo;
 pub mod kafka;
 pub mod matching;
 pub mod produce;
+pub mod query;
 pub mod run;
 pub mod topics;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
@@ -11,12 +11,71 @@ use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
 use tradestream_runtime::LoopConfig;
 
 use super::kafka::{KafkaArgs, shutdown_on_signals};
+use super::query::StoreArgs;
 
 /// The workers.
 #[derive(Debug, clap::Subcommand)]
 pub enum Worker {
     /// orders → executions, trades, market-data (+ snapshots, dead letters).
     Matcher(MatcherArgs),
+    /// trades + executions → trades and order state in the store.
+    TradeRecorder(StoreWorkerArgs),
+    /// trades + market-data → candles (store and `candles` topic), top of book (store).
+    MarketData(MarketDataArgs),
+    /// executions → `notifications` topic (keyed by account) and the store.
+    Notifier(StoreWorkerArgs),
+}
+
+/// Arguments of a worker that writes to the results store.
+#[derive(Debug, clap::Args)]
+pub struct StoreWorkerArgs {
+    #[command(flatten)]
+    pub run: LoopArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Consumer group (default: `tradestream-<worker>`); also names its offsets in the store.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Dead-letter topic.
+    #[arg(long, default_value = "dead-letters")]
+    pub dead_letters: String,
+}
+
+/// Arguments of `run market-data`.
+#[derive(Debug, clap::Args)]
+pub struct MarketDataArgs {
+    #[command(flatten)]
+    pub worker: StoreWorkerArgs,
+    /// How far (ms) behind the newest trade a trade may be and still count in its 1s candle.
+    #[arg(long, default_value_t = tradestream_market_data::candles::DEFAULT_ALLOWED_LATENESS_MS)]
+    pub allowed_lateness_ms: i64,
+}
+
+impl StoreWorkerArgs {
+    /// Starts metrics, opens the store and builds the loop settings.
+    fn start(
+        &self,
+        default_group: &str,
+    ) -> anyhow::Result<(String, LoopConfig, Box<dyn tradestream_store::Store>)> {
+        let group = self
+            .group
+            .clone()
+            .unwrap_or_else(|| default_group.to_owned());
+        let run = self.run.config(&group, &self.dead_letters);
+        let store = self.store.open()?;
+        self.run.serve_metrics()?;
+        Ok((group, run, store))
+    }
+}
+
+/// Prints a worker's final counters as one JSON line (for scripts and tests).
+fn print_stats(worker: &str, counters: &[(&str, &AtomicU64)]) {
+    let mut line = serde_json::Map::new();
+    line.insert("worker".into(), worker.into());
+    for (name, value) in counters {
+        line.insert((*name).into(), value.load(Ordering::Relaxed).into());
+    }
+    println!("{}", serde_json::Value::Object(line));
 }
 
 /// Options of the consumer loop every worker shares.
@@ -76,6 +135,10 @@ pub struct MatcherArgs {
     /// ... or after this many milliseconds with input.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_interval_ms: u64,
+    /// Schema registry (`http://host:port`): Avro outputs then use Confluent framing with the ids
+    /// it gives, and Confluent-framed orders are checked against it.
+    #[arg(long, env = "TRADESTREAM_SCHEMA_REGISTRY_URL")]
+    pub schema_registry_url: Option<String>,
     /// Encoding of the output records.
     #[arg(long, value_enum, default_value_t = OutputFormatArg::Avro)]
     pub output_format: OutputFormatArg,
@@ -101,6 +164,7 @@ impl MatcherArgs {
         let run = self.run.config(&self.group, &cfg.dead_letters);
         cfg.max_batch = run.max_batch;
         cfg.rejoin_when_idle = run.rejoin_when_idle;
+        cfg.schema_registry.clone_from(&self.schema_registry_url);
         cfg.format = match self.output_format {
             OutputFormatArg::Avro => OutputFormat::Avro,
             OutputFormatArg::Json => OutputFormat::Json,
@@ -118,18 +182,78 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signals()?;
             let stats = Arc::new(MatcherStats::default());
             tradestream_matcher::run(cfg, shutdown, stats.clone())?;
-            // One machine-readable line for scripts and tests.
-            println!(
-                "{}",
-                serde_json::json!({
-                    "worker": "matcher",
-                    "records_in": stats.records_in.load(Ordering::Relaxed),
-                    "records_out": stats.records_out.load(Ordering::Relaxed),
-                    "dead_letters": stats.dead_letters.load(Ordering::Relaxed),
-                    "replayed": stats.replayed.load(Ordering::Relaxed),
-                    "deduplicated": stats.deduplicated.load(Ordering::Relaxed),
-                    "snapshots": stats.snapshots.load(Ordering::Relaxed),
-                })
+            print_stats(
+                "matcher",
+                &[
+                    ("records_in", &stats.records_in),
+                    ("records_out", &stats.records_out),
+                    ("dead_letters", &stats.dead_letters),
+                    ("replayed", &stats.replayed),
+                    ("deduplicated", &stats.deduplicated),
+                    ("snapshots", &stats.snapshots),
+                ],
+            );
+            Ok(())
+        }
+        Worker::TradeRecorder(args) => {
+            use tradestream_trade_recorder::worker::{RecorderConfig, RecorderStats, run};
+            let (group, loop_cfg, store) = args.start("tradestream-trade-recorder")?;
+            let cfg = RecorderConfig {
+                group,
+                ..RecorderConfig::default()
+            };
+            let stats = Arc::new(RecorderStats::default());
+            run(cfg, loop_cfg, store, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(
+                "trade-recorder",
+                &[
+                    ("records_in", &stats.records_in),
+                    ("trades_stored", &stats.trades_stored),
+                    ("orders_stored", &stats.orders_stored),
+                    ("dead_letters", &stats.dead_letters),
+                ],
+            );
+            Ok(())
+        }
+        Worker::MarketData(args) => {
+            use tradestream_market_data::worker::{MarketDataConfig, MarketDataStats, run};
+            let (group, loop_cfg, store) = args.worker.start("tradestream-market-data")?;
+            let cfg = MarketDataConfig {
+                group,
+                allowed_lateness_ms: args.allowed_lateness_ms,
+                ..MarketDataConfig::default()
+            };
+            let stats = Arc::new(MarketDataStats::default());
+            run(cfg, loop_cfg, store, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(
+                "market-data",
+                &[
+                    ("records_in", &stats.records_in),
+                    ("trades", &stats.trades),
+                    ("candles_stored", &stats.candles_stored),
+                    ("candles_closed", &stats.candles_closed),
+                    ("late", &stats.late),
+                    ("dead_letters", &stats.dead_letters),
+                ],
+            );
+            Ok(())
+        }
+        Worker::Notifier(args) => {
+            use tradestream_notifier::worker::{NotifierConfig, NotifierStats, run};
+            let (group, loop_cfg, store) = args.start("tradestream-notifier")?;
+            let cfg = NotifierConfig {
+                group,
+                ..NotifierConfig::default()
+            };
+            let stats = Arc::new(NotifierStats::default());
+            run(cfg, loop_cfg, store, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(
+                "notifier",
+                &[
+                    ("records_in", &stats.records_in),
+                    ("notifications", &stats.notifications),
+                    ("dead_letters", &stats.dead_letters),
+                ],
             );
             Ok(())
         }

@@ -1,0 +1,241 @@
+//! What the broker tests share: the binary, child processes, the broker, reading topics.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Headers, Message};
+use serde_json::Value;
+use tradestream_runtime::KafkaConfig;
+use tradestream_runtime::partition::PartitionReader;
+
+pub const PARTITIONS: i32 = 6;
+
+/// These tests each run a broker, a producer and matchers: one at a time on a 2-core machine.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tradestream"));
+    c.current_dir(root())
+        .env("RUST_LOG", "warn,tradestream=info,tradestream_matcher=info");
+    c
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {sig} failed");
+}
+
+/// `tradestream broker` on a free port; returns it and its address once it accepts connections.
+pub fn start_broker() -> (Proc, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = bin()
+        .args(["broker", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start broker");
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "broker did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (proc, addr)
+}
+
+pub fn run_ok(args: &[&str]) {
+    let out = bin().args(args).output().expect("tradestream runs");
+    assert!(
+        out.status.success(),
+        "tradestream {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts a matcher; its log goes to a numbered file under the test's temporary directory.
+pub fn start_matcher(addr: &str, snapshot_every: u64) -> Proc {
+    start_matcher_with(addr, snapshot_every, &[])
+}
+
+pub fn start_matcher_with(addr: &str, snapshot_every: u64, extra: &[&str]) -> Proc {
+    let every = snapshot_every.to_string();
+    let mut args = vec!["--snapshot-every", every.as_str()];
+    args.extend_from_slice(extra);
+    start_worker("matcher", addr, &args)
+}
+
+/// Starts `tradestream run <worker>` (small batches, re-joining when idle); its log goes to a
+/// numbered file under the test's temporary directory.
+pub fn start_worker(worker: &str, addr: &str, extra: &[&str]) -> Proc {
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{worker}-{}-{n}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("worker log file");
+    eprintln!("{worker} {n} logs to {}", log_path.display());
+    let mut cmd = bin();
+    cmd.args([
+        "run",
+        worker,
+        "--bootstrap-servers",
+        addr,
+        "--max-batch",
+        "500",
+        "--rejoin-when-idle-ms",
+        "15000",
+    ]);
+    cmd.args(extra);
+    // TRADESTREAM_TEST_KAFKA_DEBUG=cgrp,… adds librdkafka debug contexts to the worker logs.
+    if let Ok(debug) = std::env::var("TRADESTREAM_TEST_KAFKA_DEBUG") {
+        cmd.args(["--kafka", &format!("debug={debug}")]);
+    }
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start worker");
+    Proc(child)
+}
+
+pub fn free_addr() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// `GET /metrics` from a worker's Prometheus endpoint.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).expect("metrics endpoint accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("metrics response");
+    body
+}
+
+/// The sum of every sample of `metric` whose labels contain `label`.
+pub fn metric_sum(body: &str, metric: &str, label: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// SIGTERM, then the matcher's final stats line.
+pub fn stop_matcher(m: Proc) -> Value {
+    stop_worker(m)
+}
+
+/// SIGTERM, then the worker's final stats line.
+pub fn stop_worker(mut m: Proc) -> Value {
+    signal(&m.0, "-TERM");
+    let stdout = m.0.stdout.take().expect("stdout");
+    let last = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .last()
+        .unwrap_or_default();
+    let status = m.0.wait().expect("worker exits");
+    assert!(status.success(), "worker exit status {status}");
+    serde_json::from_str(&last).unwrap_or_else(|_| panic!("stats line, got {last:?}"))
+}
+
+/// A record of one partition: offset, payload and headers (as a map).
+pub type Rec = (i64, Vec<u8>, BTreeMap<String, String>);
+
+pub fn read_all(reader: &PartitionReader, topic: &str, p: i32) -> Vec<Rec> {
+    let mut out = Vec::new();
+    reader
+        .read_to_end(topic, p, 0, |m| {
+            let mut h = BTreeMap::new();
+            if let Some(hs) = m.headers() {
+                for x in hs.iter() {
+                    h.insert(
+                        x.key.to_owned(),
+                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            out.push((m.offset(), m.payload().unwrap_or_default().to_vec(), h));
+        })
+        .unwrap();
+    out
+}
+
+/// Input records the matcher group has committed, over all partitions.
+pub fn committed(addr: &str) -> u64 {
+    use rdkafka::consumer::Consumer;
+    let probe: rdkafka::consumer::BaseConsumer = KafkaConfig::new(addr)
+        .group_consumer("tradestream-matcher")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("orders", p);
+    }
+    probe
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .map(|c| {
+            c.elements()
+                .iter()
+                .filter_map(|e| e.offset().to_raw())
+                .filter(|o| *o > 0)
+                .sum::<i64>() as u64
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until the matcher group has committed more than `at_least` input records.
+pub fn wait_committed(addr: &str, at_least: u64, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = committed(addr);
+        if now >= at_least {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "matcher did not catch up: committed {now}, waiting for {at_least}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,511 @@
+//! The downstream workers (trade recorder, market data, notifier) on a real broker, writing to
+//! the embedded SQLite store: exactly-once into the store across SIGKILLs, candles equal to a
+//! recomputation from the trades topic, one notification per execution and account, dead
+//! letters for bad input, and `tradestream query` over the result.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use tradestream_codec::avro::{self, DecodedKind};
+use tradestream_engine::Decimal;
+use tradestream_runtime::KafkaConfig;
+use tradestream_runtime::partition::PartitionReader;
+use tradestream_store::{Interval, Store, StoreUri};
+
+mod common;
+
+use common::*;
+
+/// A fresh SQLite store path under the test's temporary directory.
+fn store_path(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}.db",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn open(path: &Path) -> Box<dyn Store> {
+    tradestream_store::open(&StoreUri::Sqlite(path.to_owned())).expect("open store")
+}
+
+/// Every record of `topic`, partition by partition.
+fn topic(reader: &PartitionReader, topic: &str) -> Vec<(i32, Rec)> {
+    (0..PARTITIONS)
+        .flat_map(|p| read_all(reader, topic, p).into_iter().map(move |r| (p, r)))
+        .collect()
+}
+
+/// Next offset of every partition of `topic` (what a caught-up consumer has stored).
+fn ends(recs: &[(i32, Rec)]) -> BTreeMap<i32, i64> {
+    let mut ends = BTreeMap::new();
+    for (p, (offset, ..)) in recs {
+        ends.insert(*p, offset + 1);
+    }
+    ends
+}
+
+/// Waits (bounded) until `group` has stored in `store` every offset in `want`.
+fn wait_stored(path: &Path, group: &str, want: &[(&str, BTreeMap<i32, i64>)], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut store = open(path);
+    loop {
+        let mut behind = Vec::new();
+        for (topic, ends) in want {
+            for (p, end) in ends {
+                let at = store
+                    .offset(group, topic, *p)
+                    .expect("read offsets")
+                    .map_or(0, |o| o.next_offset);
+                if at < *end {
+                    behind.push(format!("{topic}/{p} at {at} of {end}"));
+                }
+            }
+        }
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} did not catch up: {behind:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The sum of the offsets `group` has stored for `trades` and `executions`.
+fn stored(path: &Path, group: &str) -> i64 {
+    let mut store = open(path);
+    let mut sum = 0;
+    for topic in ["trades", "executions"] {
+        for p in 0..PARTITIONS {
+            sum += store
+                .offset(group, topic, p)
+                .expect("read offsets")
+                .map_or(0, |o| o.next_offset);
+        }
+    }
+    sum
+}
+
+/// Every row of the result tables, as text, in a stable order (consumer offsets excluded: their
+/// consumer names differ between stores).
+fn dump(path: &Path) -> BTreeMap<&'static str, Vec<String>> {
+    let db = rusqlite::Connection::open(path).expect("open sqlite");
+    let mut out = BTreeMap::new();
+    for table in [
+        "trades_by_symbol",
+        "trade_days",
+        "trades_by_account",
+        "orders",
+        "candles",
+        "top_of_book",
+        "notifications_by_account",
+    ] {
+        let mut stmt = db
+            .prepare(&format!("SELECT * FROM {table}"))
+            .expect("select");
+        let columns = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |row| {
+                let mut line = Vec::with_capacity(columns);
+                for i in 0..columns {
+                    let v: rusqlite::types::Value = row.get(i)?;
+                    line.push(format!("{v:?}"));
+                }
+                Ok(line.join("|"))
+            })
+            .expect("query")
+            .map(Result::unwrap)
+            .collect();
+        rows.sort();
+        out.insert(table, rows);
+    }
+    out
+}
+
+/// A small deterministic generator for kill times (its seed is printed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn the_trade_recorder_survives_kills_exactly_once() {
+    let _serial = serial();
+    let (_broker, addr) = start_broker();
+    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    run_ok(&[
+        "produce",
+        "orders",
+        "--bootstrap-servers",
+        &addr,
+        "--count",
+        "100000",
+        "--seed",
+        "11",
+    ]);
+    let matcher = start_matcher(&addr, 5_000);
+
+    // The recorder runs beside the matcher and is killed three times at random moments.
+    let killed = store_path("recorder-killed");
+    let killed_uri = format!("sqlite:{}", killed.display());
+    let seed = std::process::id() as u64;
+    eprintln!("kill schedule seed {seed}");
+    let mut rng = Lcg(seed);
+    let group = "tradestream-trade-recorder";
+    let mut stored_at_kills = Vec::new();
+    for round in 0..3 {
+        let before = stored(&killed, group);
+        let recorder = start_worker("trade-recorder", &addr, &["--store", &killed_uri]);
+        // Kill it while it works: once it has stored a batch, after a random pause.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while stored(&killed, group) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the recorder made no progress"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200 + rng.below(1_500)));
+        signal(&recorder.0, "-KILL");
+        let at = stored(&killed, group);
+        eprintln!("kill -9 trade recorder, round {round}, at {at} stored offsets");
+        stored_at_kills.push(at);
+        drop(recorder);
+    }
+    let recorder = start_worker("trade-recorder", &addr, &["--store", &killed_uri]);
+    wait_committed(&addr, 100_000, Duration::from_secs(600));
+    stop_matcher(matcher);
+
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+    let trades = topic(&reader, "trades");
+    let executions = topic(&reader, "executions");
+    let want = [("trades", ends(&trades)), ("executions", ends(&executions))];
+    let total: i64 = want.iter().flat_map(|(_, e)| e.values()).sum();
+    assert!(
+        stored_at_kills.iter().all(|at| *at < total),
+        "every kill came before the end: {stored_at_kills:?} of {total}"
+    );
+    wait_stored(&killed, group, &want, Duration::from_secs(600));
+    stop_worker(recorder);
+
+    // The same input, uninterrupted, into a store of its own.
+    let clean = store_path("recorder-clean");
+    let clean_group = "tradestream-trade-recorder-clean";
+    let recorder = start_worker(
+        "trade-recorder",
+        &addr,
+        &[
+            "--store",
+            &format!("sqlite:{}", clean.display()),
+            "--group",
+            clean_group,
+        ],
+    );
+    wait_stored(&clean, clean_group, &want, Duration::from_secs(600));
+    let stats = stop_worker(recorder);
+    assert_eq!(stats["dead_letters"], 0, "{stats}");
+
+    let (a, b) = (dump(&killed), dump(&clean));
+    for (table, rows) in &b {
+        assert_eq!(
+            a[table].len(),
+            rows.len(),
+            "{table}: rows after kills vs uninterrupted"
+        );
+        assert!(a[table] == *rows, "{table} differs after kills");
+    }
+    assert_eq!(
+        b["trades_by_symbol"].len(),
+        trades.len(),
+        "one row per trade"
+    );
+    assert!(trades.len() > 10_000, "a real run: {} trades", trades.len());
+    assert!(!b["orders"].is_empty());
+}
+
+/// `d` as an integer count of 10^-18.
+fn atto(d: Decimal) -> i128 {
+    i128::from(d.mantissa()) * 10i128.pow(u32::from(18 - d.scale()))
+}
+
+/// The candles of the trades topic, recomputed here: (symbol, interval, bucket) → (open, high,
+/// low, close, volume, trades), prices and volume in 10^-18 units.
+type Ohlc = (i128, i128, i128, i128, i128, i64);
+
+/// Also returns how many records did not decode.
+fn candles_from(trades: &[(i32, Rec)]) -> (BTreeMap<(String, &'static str, i64), Ohlc>, usize) {
+    let mut out: BTreeMap<(String, &'static str, i64), Ohlc> = BTreeMap::new();
+    let mut bad = 0;
+    for (_, (_, payload, _)) in trades {
+        let Ok(ev) = avro::decode_event(payload) else {
+            bad += 1;
+            continue;
+        };
+        let DecodedKind::Trade { price, qty, .. } = ev.kind else {
+            panic!("not a trade on trades");
+        };
+        let (px, q) = (atto(price), atto(qty));
+        for interval in Interval::ALL {
+            let key = (
+                ev.symbol.as_str().to_owned(),
+                interval.as_str(),
+                interval.bucket_start(ev.ts),
+            );
+            let c = out.entry(key).or_insert((px, px, px, px, 0, 0));
+            c.1 = c.1.max(px);
+            c.2 = c.2.min(px);
+            c.3 = px;
+            c.4 += q;
+            c.5 += 1;
+        }
+    }
+    (out, bad)
+}
+
+#[test]
+fn downstream_workers_store_candles_notifications_and_dead_letters() {
+    let _serial = serial();
+    let (_broker, addr) = start_broker();
+    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    run_ok(&[
+        "produce",
+        "orders",
+        "--bootstrap-servers",
+        &addr,
+        "--count",
+        "20000",
+        "--seed",
+        "5",
+    ]);
+    let matcher = start_matcher(&addr, 5_000);
+    wait_committed(&addr, 20_000, Duration::from_secs(300));
+    stop_matcher(matcher);
+
+    // Bad records on each input topic: every worker must dead-letter what it reads and go on.
+    let producer: BaseProducer = KafkaConfig::new(&addr).producer().create().unwrap();
+    for (topic, p) in [("trades", 0), ("executions", 1), ("market-data", 2)] {
+        producer
+            .send(
+                BaseRecord::<[u8], [u8]>::to(topic)
+                    .partition(p)
+                    .key(b"poison".as_slice())
+                    .payload(b"\xC3\x01 not an event".as_slice()),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let path = store_path("downstream");
+    let uri = format!("sqlite:{}", path.display());
+    let workers: Vec<Proc> = ["trade-recorder", "market-data", "notifier"]
+        .iter()
+        .map(|w| start_worker(w, &addr, &["--store", &uri]))
+        .collect();
+
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+    let trades = topic(&reader, "trades");
+    let executions = topic(&reader, "executions");
+    let market_data = topic(&reader, "market-data");
+    let (t, e, m) = (ends(&trades), ends(&executions), ends(&market_data));
+    let timeout = Duration::from_secs(300);
+    wait_stored(
+        &path,
+        "tradestream-trade-recorder",
+        &[("trades", t.clone()), ("executions", e.clone())],
+        timeout,
+    );
+    wait_stored(
+        &path,
+        "tradestream-market-data",
+        &[("trades", t), ("market-data", m)],
+        timeout,
+    );
+    wait_stored(&path, "tradestream-notifier", &[("executions", e)], timeout);
+    let stats: Vec<_> = workers.into_iter().map(stop_worker).collect();
+    let market_stats = &stats[1];
+    assert_eq!(
+        market_stats["late"], 0,
+        "no late trades in this flow: {market_stats}"
+    );
+
+    // Trades: one row each.
+    let mut store = open(&path);
+    let counts = store.counts().unwrap();
+    let real_trades = trades.len() - 1; // one poison record
+    assert_eq!(counts.trades as usize, real_trades);
+    assert!(real_trades > 1_000, "{real_trades} trades");
+
+    // Candles: equal to the recomputation, every interval, every bucket.
+    let (expected, bad) = candles_from(&trades);
+    assert_eq!(bad, 1, "the one poison record on trades");
+    let mut compared = 0;
+    for symbol in ["BTC-USD", "ETH-USD", "SOL-USD"] {
+        for interval in Interval::ALL {
+            let rows = store.candles(symbol, interval, 1_000_000).unwrap();
+            let want: Vec<_> = expected
+                .iter()
+                .filter(|((s, i, _), _)| s == symbol && *i == interval.as_str())
+                .collect();
+            assert_eq!(rows.len(), want.len(), "{symbol} {}", interval.as_str());
+            for row in rows {
+                let key = (symbol.to_owned(), interval.as_str(), row.bucket_start_ms);
+                let c = expected.get(&key).expect("a candle with trades");
+                let got = (
+                    atto(row.open),
+                    atto(row.high),
+                    atto(row.low),
+                    atto(row.close),
+                    atto(row.volume),
+                    row.trade_count,
+                );
+                assert_eq!(&got, c, "{key:?}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 10, "{compared} candles compared");
+
+    // Notifications: exactly one per execution and account, in order per account.
+    let mut want: BTreeMap<(String, i32, i64), u32> = BTreeMap::new();
+    for (p, (offset, payload, _)) in &executions {
+        let Ok(ev) = avro::decode_event(payload) else {
+            assert_eq!(
+                (*p, *offset),
+                (1, last_offset(&executions, 1)),
+                "only the poison record"
+            );
+            continue;
+        };
+        let seq = ev.seq as i64;
+        let accounts: Vec<String> = match &ev.kind {
+            DecodedKind::Accepted { account, .. }
+            | DecodedKind::Cancelled { account, .. }
+            | DecodedKind::Replaced { account, .. }
+            | DecodedKind::Expired { account, .. } => vec![account.as_str().to_owned()],
+            DecodedKind::Rejected { account, .. } if !account.as_str().is_empty() => {
+                vec![account.as_str().to_owned()]
+            }
+            DecodedKind::Rejected { .. } => vec![],
+            DecodedKind::Trade {
+                maker_account,
+                taker_account,
+                ..
+            } if maker_account == taker_account => vec![taker_account.as_str().to_owned()],
+            DecodedKind::Trade {
+                maker_account,
+                taker_account,
+                ..
+            } => vec![
+                maker_account.as_str().to_owned(),
+                taker_account.as_str().to_owned(),
+            ],
+            other => panic!("{} on executions", other.name()),
+        };
+        for a in accounts {
+            *want.entry((a, ev.source_partition, seq)).or_default() += 1;
+        }
+    }
+    let mut got: BTreeMap<(String, i32, i64), u32> = BTreeMap::new();
+    for (_, (_, payload, _)) in topic(&reader, "notifications") {
+        let n = tradestream_notifier::record::decode(&payload).expect("notification decodes");
+        *got.entry((n.account.clone(), n.source_partition, n.seq))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "notifications by (account, partition, seq)"
+    );
+    assert!(
+        got == want,
+        "every execution of an account yields exactly one notification"
+    );
+    assert_eq!(counts.notifications as usize, want.len());
+    for p in 0..PARTITIONS {
+        let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for (_, payload, _) in read_all(&reader, "notifications", p) {
+            let n = tradestream_notifier::record::decode(&payload).unwrap();
+            let prev = last.insert((n.account.clone(), n.source_partition), n.seq);
+            assert!(
+                prev.is_none_or(|s| s < n.seq),
+                "out of order for {}",
+                n.account
+            );
+        }
+    }
+
+    // Dead letters: each bad record once, from each worker that read it, with its source.
+    let mut dead: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for (_, (_, _, headers)) in topic(&reader, "dead-letters") {
+        let worker = headers.get("worker").cloned().unwrap_or_default();
+        if worker == "matcher" {
+            continue;
+        }
+        assert_eq!(
+            headers.get("error-class").map(String::as_str),
+            Some("decode")
+        );
+        assert!(headers.contains_key("source-offset"), "{headers:?}");
+        let source = headers.get("source-topic").cloned().unwrap_or_default();
+        *dead.entry((worker, source)).or_default() += 1;
+    }
+    let expect_dead: BTreeMap<(String, String), u32> = [
+        ("trade-recorder", "trades"),
+        ("trade-recorder", "executions"),
+        ("market-data", "trades"),
+        ("market-data", "market-data"),
+        ("notifier", "executions"),
+    ]
+    .into_iter()
+    .map(|(w, t)| ((w.to_owned(), t.to_owned()), 1))
+    .collect();
+    assert_eq!(dead, expect_dead);
+
+    // `tradestream query` reads the store.
+    let query = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["query"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--store", &uri, "--json"]);
+        let out = bin().args(&all).output().expect("query runs");
+        assert!(
+            out.status.success(),
+            "query {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("query prints JSON")
+    };
+    let newest = query(&["trades", "--symbol", "BTC-USD", "--limit", "5"]);
+    assert_eq!(newest.as_array().map(Vec::len), Some(5), "{newest}");
+    let order_id = newest[0]["taker_order_id"].as_str().unwrap().to_owned();
+    let order = query(&["order", &order_id]);
+    assert_eq!(order["order_id"], order_id.as_str());
+    let book = query(&["book", "--symbol", "BTC-USD"]);
+    assert!(!book["bid"].is_null() || !book["ask"].is_null(), "{book}");
+    let candles = query(&["candles", "--symbol", "BTC-USD", "--interval", "1m"]);
+    assert!(!candles.as_array().unwrap().is_empty());
+}
+
+/// The offset of the last record of partition `p` in `recs`.
+fn last_offset(recs: &[(i32, Rec)], p: i32) -> i64 {
+    recs.iter()
+        .filter(|(q, _)| *q == p)
+        .map(|(_, (o, ..))| *o)
+        .max()
+        .unwrap_or(-1)
+}

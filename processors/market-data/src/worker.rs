@@ -1,0 +1,294 @@
+//! The market-data worker as a [`Worker`] of the shared consumer loop.
+//!
+//! - `trades` → candles (1s, 1m, 1h by event time; see [`crate::candles`] for the watermark and
+//!   the late-trade rule). Every candle that changed is upserted into the store; a candle the
+//!   watermark closed is also produced to the `candles` topic, keyed by symbol.
+//! - `market-data` → the top of book of each symbol, upserted into the store.
+//!
+//! A batch's rows go to the store in one [`Store::write`] with the input offsets it reaches and,
+//! for `trades` partitions, the watermark. On assignment the worker resumes from the store: the
+//! offset, the watermark, and the partition's open candles. So the store is exactly-once; the
+//! `candles` topic is at-least-once (a crash between the broker's acknowledgement and the store
+//! write produces those closed candles again; `(symbol, interval, bucket_start)` identifies one).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tradestream_codec::avro::{self, DecodedKind, Framing};
+use tradestream_runtime::dead_letter::Poison;
+use tradestream_runtime::headers::Provenance;
+use tradestream_runtime::{
+    Context, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Worker, WorkerError,
+};
+use tradestream_store::{Batch, CandleRow, Interval, OffsetRow, Store, StoreError, TopOfBookRow};
+
+use crate::candles::{CandleBuilder, DEFAULT_ALLOWED_LATENESS_MS, top_of_book};
+use crate::record;
+
+/// Settings of the market-data worker.
+#[derive(Debug, Clone)]
+pub struct MarketDataConfig {
+    /// Name in headers, logs and metrics.
+    pub worker: String,
+    /// Consumer group; also the consumer name of the offsets in the store.
+    pub group: String,
+    /// Input: fills, for candles.
+    pub trades: String,
+    /// Input: book deltas and top of book.
+    pub market_data: String,
+    /// Output: closed candles.
+    pub candles: String,
+    /// How far behind the newest trade a trade may be and still count in its 1s candle.
+    pub allowed_lateness_ms: i64,
+}
+
+impl Default for MarketDataConfig {
+    fn default() -> Self {
+        MarketDataConfig {
+            worker: "market-data".into(),
+            group: "tradestream-market-data".into(),
+            trades: "trades".into(),
+            market_data: "market-data".into(),
+            candles: "candles".into(),
+            allowed_lateness_ms: DEFAULT_ALLOWED_LATENESS_MS,
+        }
+    }
+}
+
+/// What the worker did.
+#[derive(Debug, Default)]
+pub struct MarketDataStats {
+    /// Input records.
+    pub records_in: AtomicU64,
+    /// Trades applied to candles.
+    pub trades: AtomicU64,
+    /// Candle rows written (after merging updates of one batch).
+    pub candles_stored: AtomicU64,
+    /// Closed candles produced to the `candles` topic.
+    pub candles_closed: AtomicU64,
+    /// Trades too late for at least their 1s candle.
+    pub late: AtomicU64,
+    /// Records sent to dead letters.
+    pub dead_letters: AtomicU64,
+}
+
+/// The market-data worker.
+#[derive(Debug)]
+pub struct MarketData {
+    cfg: MarketDataConfig,
+    store: Box<dyn Store>,
+    /// One builder per assigned `trades` partition.
+    builders: BTreeMap<i32, CandleBuilder>,
+    /// Candles changed in this batch, latest version each.
+    candles: BTreeMap<(String, Interval, i64), CandleRow>,
+    /// Tops of book changed in this batch, latest each.
+    tops: BTreeMap<String, TopOfBookRow>,
+    stats: Arc<MarketDataStats>,
+}
+
+impl MarketData {
+    /// A worker writing to `store`.
+    pub fn new(cfg: MarketDataConfig, store: Box<dyn Store>, stats: Arc<MarketDataStats>) -> Self {
+        MarketData {
+            cfg,
+            store,
+            builders: BTreeMap::new(),
+            candles: BTreeMap::new(),
+            tops: BTreeMap::new(),
+            stats,
+        }
+    }
+
+    fn keep(&mut self, row: CandleRow) {
+        self.candles
+            .insert((row.symbol.clone(), row.interval, row.bucket_start_ms), row);
+    }
+
+    fn trade(
+        &mut self,
+        ctx: &mut Context<'_>,
+        record: &Record<'_>,
+        ev: &avro::DecodedEvent,
+    ) -> Result<Outcome, WorkerError> {
+        let p = record.partition;
+        let MarketData {
+            cfg,
+            store,
+            builders,
+            candles,
+            ..
+        } = self;
+        let builder = builders
+            .entry(p)
+            .or_insert_with(|| CandleBuilder::new(p, cfg.allowed_lateness_ms));
+        let late_before = builder.late(Interval::S1);
+        let mut failed: Option<StoreError> = None;
+        let applied = builder.apply(ev, |symbol, interval, start| {
+            // This batch's version is newer than the store's.
+            if let Some(row) = candles.get(&(symbol.to_owned(), interval, start)) {
+                return Some(row.clone());
+            }
+            store.candle(symbol, interval, start).unwrap_or_else(|e| {
+                failed.get_or_insert(e);
+                None
+            })
+        });
+        if let Some(e) = failed {
+            return Err(Box::new(e));
+        }
+        if builder.late(Interval::S1) > late_before {
+            self.stats.late.fetch_add(1, Ordering::Relaxed);
+        }
+        let out = match applied {
+            Ok(out) => out,
+            Err(e) => {
+                return Ok(Outcome::Poison(Poison {
+                    class: "process",
+                    message: e.to_string(),
+                }));
+            }
+        };
+        self.stats.trades.fetch_add(1, Ordering::Relaxed);
+        for row in out.closed {
+            let value = record::encode(&row, Framing::SingleObject)?;
+            let headers = Provenance {
+                source_topic: record.topic,
+                source_partition: row.source_partition,
+                source_offset: record.offset,
+                seq: u64::try_from(row.seq).unwrap_or(0),
+                worker: &self.cfg.worker,
+            }
+            .headers();
+            ctx.send(
+                &self.cfg.candles,
+                None,
+                Some(row.symbol.as_bytes()),
+                &value,
+                Some(headers),
+            )?;
+            self.stats.candles_closed.fetch_add(1, Ordering::Relaxed);
+            self.keep(row);
+        }
+        for row in out.updated {
+            self.keep(row);
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+fn poison(class: &'static str, message: String) -> Outcome {
+    Outcome::Poison(Poison { class, message })
+}
+
+impl Worker for MarketData {
+    fn name(&self) -> &str {
+        &self.cfg.worker
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![self.cfg.trades.clone(), self.cfg.market_data.clone()]
+    }
+
+    fn assign(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        topic: &str,
+        partition: i32,
+        _committed: i64,
+    ) -> Result<i64, WorkerError> {
+        let stored = self.store.offset(&self.cfg.group, topic, partition)?;
+        if topic == self.cfg.trades {
+            let mut builder = CandleBuilder::new(partition, self.cfg.allowed_lateness_ms);
+            if let Some(w) = stored.as_ref().and_then(|o| o.watermark_ms) {
+                builder.restore_watermark(w);
+            }
+            builder.restore_open(self.store.open_candles(partition)?);
+            self.builders.insert(partition, builder);
+        }
+        Ok(stored.map_or(0, |o| o.next_offset))
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        record: &Record<'_>,
+    ) -> Result<Outcome, WorkerError> {
+        self.stats.records_in.fetch_add(1, Ordering::Relaxed);
+        let outcome = match avro::decode_event(record.payload) {
+            Err(e) => poison("decode", e.to_string()),
+            Ok(ev) if record.topic == self.cfg.trades => match ev.kind {
+                DecodedKind::Trade { .. } => self.trade(ctx, record, &ev)?,
+                _ => poison(
+                    "process",
+                    format!("a {} event on the trades topic", ev.kind.name()),
+                ),
+            },
+            Ok(ev) => {
+                // Book deltas: the store keeps the top of book only.
+                if let Some(top) = top_of_book(&ev) {
+                    self.tops.insert(top.symbol.clone(), top);
+                }
+                Outcome::Done
+            }
+        };
+        if let Outcome::Poison(_) = outcome {
+            self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(outcome)
+    }
+
+    fn checkpoint(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        positions: &[Position],
+    ) -> Result<(), WorkerError> {
+        let offsets = positions
+            .iter()
+            .map(|p| OffsetRow {
+                consumer: self.cfg.group.clone(),
+                topic: p.topic.clone(),
+                partition: p.partition,
+                next_offset: p.next_offset,
+                watermark_ms: if p.topic == self.cfg.trades {
+                    self.builders
+                        .get(&p.partition)
+                        .and_then(CandleBuilder::watermark)
+                } else {
+                    None
+                },
+            })
+            .collect();
+        let batch = Batch {
+            candles: std::mem::take(&mut self.candles).into_values().collect(),
+            tops: std::mem::take(&mut self.tops).into_values().collect(),
+            offsets,
+            ..Batch::default()
+        };
+        self.store.write(&batch)?;
+        self.stats
+            .candles_stored
+            .fetch_add(batch.candles.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn revoke(&mut self, topic: &str, partition: i32) {
+        if topic == self.cfg.trades {
+            self.builders.remove(&partition);
+        }
+    }
+}
+
+/// Runs the market-data worker until `shutdown` is triggered or an error stops it. The loop's
+/// group is the worker's.
+pub fn run(
+    cfg: MarketDataConfig,
+    mut run: LoopConfig,
+    store: Box<dyn Store>,
+    shutdown: &Shutdown,
+    stats: Arc<MarketDataStats>,
+) -> Result<(), RunError> {
+    run.group.clone_from(&cfg.group);
+    tradestream_runtime::worker::run(MarketData::new(cfg, store, stats), run, shutdown)?;
+    Ok(())
+}

@@ -18,6 +18,21 @@ pub struct Poison {
     pub message: String,
 }
 
+impl Poison {
+    /// A dead letter of `class` (bounded: a metric label) saying `message`.
+    pub fn new(class: &'static str, message: impl Into<String>) -> Self {
+        Poison {
+            class,
+            message: message.into(),
+        }
+    }
+
+    /// A record that could not be decoded.
+    pub fn decode(error: impl std::fmt::Display) -> Self {
+        Poison::new("decode", error.to_string())
+    }
+}
+
 /// Headers of a dead letter for the record at `topic`/`partition`/`offset`.
 pub fn headers(
     poison: &Poison,

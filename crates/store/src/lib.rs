@@ -119,6 +119,13 @@ pub trait Store: Send + std::fmt::Debug {
 
     /// Row counts. A full scan on Scylla: for demos and tests.
     fn counts(&mut self) -> Result<StoreCounts>;
+
+    /// The offset `consumer` resumes `topic`/`partition` from: the stored one, or 0.
+    fn resume_at(&mut self, consumer: &str, topic: &str, partition: i32) -> Result<i64> {
+        Ok(self
+            .offset(consumer, topic, partition)?
+            .map_or(0, |o| o.next_offset))
+    }
 }
 
 /// Sorts candles into the order of [`Store::open_candles`]. Both backends store an interval by

@@ -271,6 +271,19 @@ pub struct OffsetRow {
     pub watermark_ms: Option<i64>,
 }
 
+impl OffsetRow {
+    /// `consumer` goes on at `next_offset` of `topic`/`partition` (no watermark).
+    pub fn at(consumer: &str, topic: &str, partition: i32, next_offset: i64) -> Self {
+        OffsetRow {
+            consumer: consumer.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+            next_offset,
+            watermark_ms: None,
+        }
+    }
+}
+
 /// Everything one consumed batch writes: applied atomically with its offsets where the backend
 /// can (SQLite), idempotently and offsets last where it cannot (Scylla).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -143,10 +143,7 @@ impl MarketData {
         let out = match applied {
             Ok(out) => out,
             Err(e) => {
-                return Ok(Outcome::Poison(Poison {
-                    class: "process",
-                    message: e.to_string(),
-                }));
+                return Ok(Outcome::Poison(Poison::new("process", e.to_string())));
             }
         };
         self.stats.trades.fetch_add(1, Ordering::Relaxed);
@@ -175,10 +172,6 @@ impl MarketData {
         }
         Ok(Outcome::Done)
     }
-}
-
-fn poison(class: &'static str, message: String) -> Outcome {
-    Outcome::Poison(Poison { class, message })
 }
 
 impl Worker for MarketData {
@@ -216,13 +209,13 @@ impl Worker for MarketData {
     ) -> Result<Outcome, WorkerError> {
         self.stats.records_in.fetch_add(1, Ordering::Relaxed);
         let outcome = match avro::decode_event(record.payload) {
-            Err(e) => poison("decode", e.to_string()),
+            Err(e) => Outcome::Poison(Poison::decode(e)),
             Ok(ev) if record.topic == self.cfg.trades => match ev.kind {
                 DecodedKind::Trade { .. } => self.trade(ctx, record, &ev)?,
-                _ => poison(
+                _ => Outcome::Poison(Poison::new(
                     "process",
                     format!("a {} event on the trades topic", ev.kind.name()),
-                ),
+                )),
             },
             Ok(ev) => {
                 // Book deltas: the store keeps the top of book only.

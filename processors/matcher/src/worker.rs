@@ -135,9 +135,11 @@ impl Matcher {
             return Ok(None);
         };
         let id = u32::from_be_bytes([*a, *b, *c, *d]);
-        Ok((!registry.is_order_schema(id)?).then(|| Poison {
-            class: "schema",
-            message: format!("schema id {id} is not order_command.avsc in the schema registry"),
+        Ok((!registry.is_order_schema(id)?).then(|| {
+            Poison::new(
+                "schema",
+                format!("schema id {id} is not order_command.avsc in the schema registry"),
+            )
         }))
     }
 
@@ -304,21 +306,18 @@ impl Worker for Matcher {
         let poison = if let Some(poison) = schema_poison {
             poison
         } else if m.payload.len() > self.cfg.max_record_bytes {
-            Poison {
-                class: "oversized",
-                message: format!(
+            Poison::new(
+                "oversized",
+                format!(
                     "record is {} bytes; at most {} are accepted",
                     m.payload.len(),
                     self.cfg.max_record_bytes
                 ),
-            }
+            )
         } else {
             // JSON or Avro (single-object or Confluent framing), told apart by the first byte.
             match avro::decode_command_any(m.payload, m.timestamp_ms.unwrap_or(0)) {
-                Command::Invalid(bad) => Poison {
-                    class: "decode",
-                    message: bad.detail.into_string(),
-                },
+                Command::Invalid(bad) => Poison::decode(bad.detail),
                 cmd => {
                     self.events.clear();
                     state.engine.apply(&cmd, &mut self.events);

@@ -96,8 +96,7 @@ impl Worker for NotifierWorker {
         partition: i32,
         _committed: i64,
     ) -> Result<i64, WorkerError> {
-        let stored = self.store.offset(&self.cfg.group, topic, partition)?;
-        Ok(stored.map_or(0, |o| o.next_offset))
+        Ok(self.store.resume_at(&self.cfg.group, topic, partition)?)
     }
 
     fn process(
@@ -110,10 +109,7 @@ impl Worker for NotifierWorker {
             Ok(ev) => ev,
             Err(e) => {
                 self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
-                return Ok(Outcome::Poison(Poison {
-                    class: "decode",
-                    message: e.to_string(),
-                }));
+                return Ok(Outcome::Poison(Poison::decode(e)));
             }
         };
         for row in self.rules.notify(&ev) {
@@ -145,13 +141,7 @@ impl Worker for NotifierWorker {
     ) -> Result<(), WorkerError> {
         self.batch.offsets = positions
             .iter()
-            .map(|p| OffsetRow {
-                consumer: self.cfg.group.clone(),
-                topic: p.topic.clone(),
-                partition: p.partition,
-                next_offset: p.next_offset,
-                watermark_ms: None,
-            })
+            .map(|p| OffsetRow::at(&self.cfg.group, &p.topic, p.partition, p.next_offset))
             .collect();
         self.store.write(&self.batch)?;
         self.stats

@@ -102,10 +102,7 @@ impl TradeRecorder {
                 batch.orders.extend(rows);
                 Ok(Outcome::Done)
             }
-            Err(e) => Ok(Outcome::Poison(Poison {
-                class: "process",
-                message: e.to_string(),
-            })),
+            Err(e) => Ok(Outcome::Poison(Poison::new("process", e.to_string()))),
         }
     }
 }
@@ -126,8 +123,7 @@ impl Worker for TradeRecorder {
         partition: i32,
         _committed: i64,
     ) -> Result<i64, WorkerError> {
-        let stored = self.store.offset(&self.cfg.group, topic, partition)?;
-        Ok(stored.map_or(0, |o| o.next_offset))
+        Ok(self.store.resume_at(&self.cfg.group, topic, partition)?)
     }
 
     fn process(
@@ -140,10 +136,7 @@ impl Worker for TradeRecorder {
             Ok(ev) => ev,
             Err(e) => {
                 self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
-                return Ok(Outcome::Poison(Poison {
-                    class: "decode",
-                    message: e.to_string(),
-                }));
+                return Ok(Outcome::Poison(Poison::decode(e)));
             }
         };
         let outcome = if record.topic == self.cfg.trades {
@@ -151,10 +144,10 @@ impl Worker for TradeRecorder {
                 self.batch.trades.extend(trade_row(&ev));
                 Outcome::Done
             } else {
-                Outcome::Poison(Poison {
-                    class: "process",
-                    message: format!("a {} event on the trades topic", ev.kind.name()),
-                })
+                Outcome::Poison(Poison::new(
+                    "process",
+                    format!("a {} event on the trades topic", ev.kind.name()),
+                ))
             }
         } else {
             self.execution(&ev)?
@@ -193,13 +186,7 @@ impl Worker for TradeRecorder {
 pub fn offset_rows(consumer: &str, positions: &[Position]) -> Vec<OffsetRow> {
     positions
         .iter()
-        .map(|p| OffsetRow {
-            consumer: consumer.to_owned(),
-            topic: p.topic.clone(),
-            partition: p.partition,
-            next_offset: p.next_offset,
-            watermark_ms: None,
-        })
+        .map(|p| OffsetRow::at(consumer, &p.topic, p.partition, p.next_offset))
         .collect()
 }
 

@@ -19,17 +19,28 @@ use common::*;
 /// The matcher's limit (MatcherConfig::max_record_bytes default).
 const MAX_RECORD_BYTES: usize = 64 * 1024;
 
-/// The engine offline over one orders partition: the exact bytes of every expected output per
-/// topic (Avro, with the provenance the matcher must give it), and the count of records the
-/// matcher must dead-letter.
-fn offline(p: i32, orders: &[Rec]) -> (BTreeMap<&'static str, Vec<Vec<u8>>>, usize) {
+/// What the engine run offline over one orders partition says the matcher must write.
+struct Offline {
+    /// The exact bytes of every expected output per topic (Avro, with the provenance the
+    /// matcher must give it).
+    expected: BTreeMap<&'static str, Vec<Vec<u8>>>,
+    /// Records the matcher must dead-letter.
+    poison: usize,
+    /// The output hash chain after each input offset.
+    chain_at: BTreeMap<i64, u64>,
+}
+
+/// The engine offline over one orders partition.
+fn offline(p: i32, orders: &[Rec]) -> Offline {
     let instruments =
         tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
     let mut engine: Engine = Engine::new(instruments.clone());
     let mut expected: BTreeMap<&'static str, Vec<Vec<u8>>> = BTreeMap::new();
     let mut poison = 0;
     let mut events = Vec::new();
+    let (mut chain, mut chain_at) = (0u64, BTreeMap::new());
     for (offset, payload, _) in orders {
+        chain_at.insert(*offset, chain);
         if payload.len() > MAX_RECORD_BYTES {
             poison += 1;
             continue;
@@ -62,21 +73,49 @@ fn offline(p: i32, orders: &[Rec]) -> (BTreeMap<&'static str, Vec<Vec<u8>>>, usi
                     avro::Framing::SingleObject,
                     &mut buf,
                 );
+                let index = ["executions", "trades", "market-data"]
+                    .iter()
+                    .position(|x| x == t)
+                    .unwrap();
+                chain = tradestream_matcher::output_chain(chain, index, provenance.seq, &buf);
                 records.push(buf);
             }
         }
+        chain_at.insert(*offset, chain);
     }
-    (expected, poison)
+    Offline {
+        expected,
+        poison,
+        chain_at,
+    }
 }
 
 /// Every output topic equals the offline run, per partition; seq contiguous from 1; provenance
-/// consistent. Returns (outputs checked, dead letters).
+/// consistent; every snapshot's output hash chain equals the offline chain at its offset.
+/// Returns (outputs checked, dead letters).
 fn verify(addr: &str) -> (usize, usize) {
     let reader = PartitionReader::new(&KafkaConfig::new(addr), Duration::from_secs(60)).unwrap();
-    let (mut checked, mut dead) = (0, 0);
+    let (mut checked, mut dead, mut snapshots) = (0, 0, 0);
     for p in 0..PARTITIONS {
         let orders = read_all(&reader, "orders", p);
-        let (expected, poison) = offline(p, &orders);
+        let Offline {
+            expected,
+            poison,
+            chain_at,
+        } = offline(p, &orders);
+        // Every snapshot carries the output hash chain of the input it covers.
+        for (_, payload, _) in read_all(&reader, "matcher-snapshots", p) {
+            let meta = avro::decode_snapshot(&payload).expect("snapshot decodes");
+            if meta.group == "tradestream-matcher" && meta.chunk == 0 {
+                assert_eq!(
+                    Some(&meta.output_hash),
+                    chain_at.get(&meta.input_offset),
+                    "output hash of the snapshot of {p} at {}",
+                    meta.input_offset
+                );
+                snapshots += 1;
+            }
+        }
         for topic in ["executions", "trades", "market-data"] {
             let live = read_all(&reader, topic, p);
             let want = expected.get(topic).cloned().unwrap_or_default();
@@ -136,6 +175,7 @@ fn verify(addr: &str) -> (usize, usize) {
         }
         dead += n;
     }
+    assert!(snapshots > 0, "no snapshot carried an output hash to check");
     (checked, dead)
 }
 

@@ -16,6 +16,10 @@
 //!    topic already holds since that snapshot (the last `seq`, the dead-lettered offsets), and
 //!    resumes input right after the snapshot's offset. The deterministic engine regenerates the
 //!    same outputs; those already present are not produced again.
+//! 4. Every snapshot also carries the partition's output hash chain ([`output_chain`]) after
+//!    the input it covers. The chain folds in every output, written or found already present,
+//!    so a restored matcher continues exactly the chain of an uninterrupted run: the pipeline
+//!    tests check every snapshot's chain against the engine run offline.
 //!
 //! ## Layout
 //! - `config.rs`: settings.
@@ -30,4 +34,5 @@ mod state;
 mod worker;
 
 pub use config::{MatcherConfig, OutputFormat};
+pub use state::chain as output_chain;
 pub use worker::{Matcher, MatcherStats, run};

@@ -134,7 +134,7 @@ pub(crate) fn restore(
     dlq_partitions: i32,
 ) -> Result<PartitionState, RestoreError> {
     let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.group, partition)?;
-    let (engine, next_offset, seq, dlq_from) = match snapshot {
+    let (engine, next_offset, seq, dlq_from, output_hash) = match snapshot {
         Some((meta, bytes)) => {
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)
                 .map_err(|source| RestoreError::Snapshot { partition, source })?;
@@ -143,9 +143,10 @@ pub(crate) fn restore(
                 meta.input_offset + 1,
                 meta.seq,
                 meta.dead_letter_end,
+                meta.output_hash,
             )
         }
-        None => (Engine::new(cfg.instruments.clone()), 0, [0; OUTPUTS], 0),
+        None => (Engine::new(cfg.instruments.clone()), 0, [0; OUTPUTS], 0, 0),
     };
     let topics = [&cfg.executions, &cfg.trades, &cfg.market_data];
     let mut present = [0; OUTPUTS];
@@ -173,5 +174,6 @@ pub(crate) fn restore(
         snapshot_offset: next_offset - 1,
         replayed: 0,
         committed,
+        output_hash,
     })
 }

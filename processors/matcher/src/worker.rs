@@ -21,7 +21,7 @@ use tradestream_runtime::{
 
 use crate::config::{MatcherConfig, OutputFormat};
 use crate::restore::restore;
-use crate::state::{PartitionState, TRADES, routes};
+use crate::state::{PartitionState, TRADES, chain, routes};
 
 /// Counters the worker exposes (the demo and the tests read them; they also go to the log).
 #[derive(Debug, Default)]
@@ -162,10 +162,6 @@ impl Matcher {
             for &t in routes(&event.kind) {
                 state.seq[t] += 1;
                 let seq = state.seq[t];
-                if seq <= state.present[t] {
-                    stats.deduplicated.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
                 buf.clear();
                 match cfg.format {
                     OutputFormat::Avro => {
@@ -184,6 +180,11 @@ impl Matcher {
                         };
                         json::encode_event(&cfg.instruments, &numbered, buf);
                     }
+                }
+                state.output_hash = chain(state.output_hash, t, seq, buf);
+                if seq <= state.present[t] {
+                    stats.deduplicated.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
                 let headers = Provenance {
                     source_topic: &cfg.orders,

@@ -35,6 +35,11 @@ enum Command {
     /// Read the results store: trades, orders, candles, top of book, notifications.
     #[command(subcommand)]
     Query(commands::query::QueryCommand),
+    /// Re-run a worker from the beginning into shadow topics `<topic>.<suffix>`.
+    #[command(subcommand)]
+    Replay(commands::replay::ReplayCommand),
+    /// Compare live outputs and output hash chains with a replay's shadow topics.
+    Verify(commands::replay::VerifyArgs),
     /// Run the matching engine offline: order commands as JSON lines in, events as JSON lines out.
     Match(commands::matching::MatchArgs),
     /// The whole pipeline on the embedded broker: broker, topics, order flow, matcher, summary.
@@ -63,6 +68,8 @@ fn main() -> ExitCode {
         Command::Run(worker) => commands::run::run(&worker),
         Command::Match(args) => commands::matching::run(&args),
         Command::Store(cmd) => commands::query::run_store(&cmd),
+        Command::Replay(cmd) => commands::replay::run(&cmd),
+        Command::Verify(args) => commands::replay::verify(&args),
         Command::Query(cmd) => commands::query::run(&cmd),
         #[cfg(feature = "embedded-broker")]
         Command::Demo(args) => commands::demo::run(&args),

@@ -8,5 +8,6 @@ pub mod kafka;
 pub mod matching;
 pub mod produce;
 pub mod query;
+pub mod replay;
 pub mod run;
 pub mod topics;

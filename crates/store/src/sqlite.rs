@@ -33,7 +33,7 @@ use crate::{
 pub const SCHEMA: &str = include_str!("../../../schemas/cql/sqlite.sql");
 
 /// How long a writer waits for another connection's write lock before failing with `SQLITE_BUSY`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Statement cache size: every write and read statement below stays prepared.
 const STATEMENT_CACHE: usize = 32;
@@ -58,8 +58,10 @@ impl SqliteStore {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Switching a new file to WAL takes an exclusive lock without waiting on the busy
+        // handler: several workers opening one new store at once retry it.
         let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+            retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0)))?;
         if !mode.eq_ignore_ascii_case("wal") {
             // Some file systems (network mounts) refuse WAL; the store still works, slower.
             tracing::warn!(path = %path.display(), journal_mode = %mode, "SQLite refused WAL mode");
@@ -109,7 +111,14 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn migrate(&mut self) -> Result<()> {
-        self.conn.execute_batch(SCHEMA)?;
+        // One IMMEDIATE transaction: it waits for the write lock up front (busy timeout) instead
+        // of failing when two connections both read the schema and then upgrade to write.
+        let conn = &mut self.conn;
+        retry_busy(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.commit()
+        })?;
         Ok(())
     }
 
@@ -307,6 +316,25 @@ const UPSERT_OFFSET: &str = "\
     WHERE excluded.next_offset >= consumer_offsets.next_offset";
 
 /// Every statement of one batch, on an open transaction.
+/// Runs `f` again while SQLite answers "busy" without having waited (lock upgrades, WAL
+/// switches), for up to [`BUSY_TIMEOUT`].
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn write_rows(conn: &Connection, batch: &Batch) -> Result<()> {
     if !batch.trades.is_empty() {
         let mut by_symbol = conn.prepare_cached(INSERT_TRADE_BY_SYMBOL)?;

@@ -178,3 +178,42 @@ fn an_unwritable_path_is_an_error() {
     let err = SqliteStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
 }
+
+#[test]
+fn workers_opening_one_new_store_at_once_all_succeed_and_write() {
+    // The demo and the tests start several workers on one new SQLite file at the same moment:
+    // the switch to WAL and the migration must wait for each other, not fail.
+    for round in 0..5 {
+        let dir = TempDir::new(&format!("concurrent-{round}"));
+        let path = dir.path().join("store.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut store = SqliteStore::open(&path)?;
+                    let mut batch = sample_batch();
+                    batch.offsets = vec![offset(&format!("worker-{i}"), "trades", 0, 3, None)];
+                    // Writers and a poller that re-opens (and so migrates) now and then, as
+                    // `tradestream query` and the tests do beside running workers.
+                    for _ in 0..20 {
+                        store.write(&batch)?;
+                        SqliteStore::open(&path)?.resume_at("worker-0", "trades", 0)?;
+                    }
+                    Ok::<(), StoreError>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        for i in 0..6 {
+            let at = store
+                .resume_at(&format!("worker-{i}"), "trades", 0)
+                .unwrap();
+            assert_eq!(at, 3, "round {round}, worker {i}");
+        }
+    }
+}

@@ -31,6 +31,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::dead_letter::{self, Poison};
+use crate::headers::Provenance;
 use crate::metrics::{self, BatchMetrics};
 use crate::partition::PartitionReader;
 use crate::{KafkaConfig, Shutdown};
@@ -224,6 +225,28 @@ impl Context<'_> {
         Ok(())
     }
 
+    /// Produces one record made from input `source`, with provenance headers naming the source
+    /// record, `seq` and this worker (see [`crate::headers::Provenance`]).
+    pub fn send_derived(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        source: &Record<'_>,
+        seq: u64,
+    ) -> Result<(), WorkerError> {
+        let headers = Provenance {
+            source_topic: source.topic,
+            source_partition: source.partition,
+            source_offset: source.offset,
+            seq,
+            worker: self.worker,
+        }
+        .headers();
+        self.send(topic, partition, key, value, Some(headers))
+    }
+
     /// Waits until everything sent so far is acknowledged.
     pub fn flush(&self) -> Result<(), WorkerError> {
         flush(self.producer).map_err(|e| Box::new(e) as WorkerError)
@@ -306,6 +329,8 @@ struct Assigned {
     next_offset: i64,
     /// A re-fetch in progress: (offset wanted, when asked, tries).
     refetch: Option<(i64, Instant, u32)>,
+    /// Input processed since the last checkpoint.
+    dirty: bool,
 }
 
 /// Everything the loop and the rebalance callbacks share.
@@ -316,9 +341,9 @@ struct Core<W: Worker> {
     cfg: LoopConfig,
     name: String,
     dlq_partitions: i32,
-    assigned: BTreeMap<(String, i32), Assigned>,
-    /// Partitions with input processed since the last checkpoint.
-    dirty: Vec<(String, i32)>,
+    /// Assigned partitions by topic, then partition: looked up per record by `&str`, without
+    /// allocating a key. A topic without partitions is removed.
+    assigned: BTreeMap<String, BTreeMap<i32, Assigned>>,
     metrics: BatchMetrics,
     /// A failure inside a callback, raised by the loop.
     failure: Option<RunError>,
@@ -328,7 +353,7 @@ impl<W: Worker> std::fmt::Debug for Core<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("worker", &self.name)
-            .field("assigned", &self.assigned.keys().collect::<Vec<_>>())
+            .field("assigned", &self.assigned)
             .finish()
     }
 }
@@ -347,6 +372,11 @@ impl<W: Worker> Core<W> {
         (&mut self.worker, ctx)
     }
 
+    /// The loop's state of an assigned partition.
+    fn slot(&mut self, topic: &str, p: i32) -> Option<&mut Assigned> {
+        self.assigned.get_mut(topic)?.get_mut(&p)
+    }
+
     /// Decides whether a polled record is the next input of its partition.
     ///
     /// Inputs are never compacted nor written transactionally, so their offsets have no gaps. A
@@ -355,7 +385,7 @@ impl<W: Worker> Core<W> {
     /// back each time (64, 256, 1024, … offsets before; earlier records are skipped as already
     /// processed), up to [`REFETCH_TRIES`] times, before the gap is accepted with an error.
     fn gate(&mut self, topic: &str, p: i32, offset: i64) -> Gate {
-        let Some(a) = self.assigned.get_mut(&(topic.to_owned(), p)) else {
+        let Some(a) = self.slot(topic, p) else {
             return Gate::Skip; // revoked meanwhile
         };
         if offset < a.next_offset {
@@ -400,7 +430,7 @@ impl<W: Worker> Core<W> {
     /// Notes re-fetch number `tries` of a partition's next offset; returns where to fetch from.
     fn ask_again(&mut self, topic: &str, p: i32, tries: u32) -> i64 {
         self.metrics.refetch();
-        let Some(a) = self.assigned.get_mut(&(topic.to_owned(), p)) else {
+        let Some(a) = self.slot(topic, p) else {
             return 0;
         };
         let want = a.next_offset;
@@ -413,22 +443,24 @@ impl<W: Worker> Core<W> {
     /// the skipped batch, so no later record arrives to show the gap again): asks again from
     /// further back. Returns (topic, partition, offset) to seek to.
     fn refetches_due(&mut self) -> Vec<(String, i32, i64)> {
-        let due: Vec<((String, i32), u32)> = self
+        let due: Vec<(String, i32, u32)> = self
             .assigned
             .iter()
-            .filter_map(|(key, a)| match a.refetch {
-                Some((at, since, tries))
-                    if at == a.next_offset
-                        && tries < REFETCH_TRIES
-                        && since.elapsed() >= REFETCH_WAIT =>
-                {
-                    Some((key.clone(), tries + 1))
-                }
-                _ => None,
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().filter_map(move |(p, a)| match a.refetch {
+                    Some((at, since, tries))
+                        if at == a.next_offset
+                            && tries < REFETCH_TRIES
+                            && since.elapsed() >= REFETCH_WAIT =>
+                    {
+                        Some((topic.clone(), *p, tries + 1))
+                    }
+                    _ => None,
+                })
             })
             .collect();
         due.into_iter()
-            .map(|((topic, p), tries)| {
+            .map(|(topic, p, tries)| {
                 tracing::warn!(
                     topic,
                     partition = p,
@@ -445,12 +477,9 @@ impl<W: Worker> Core<W> {
     fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
         let topic = m.topic();
         let p = m.partition();
-        let key = (topic.to_owned(), p);
-        if let Some(a) = self.assigned.get_mut(&key) {
+        if let Some(a) = self.slot(topic, p) {
             a.next_offset = m.offset() + 1;
-        }
-        if !self.dirty.contains(&key) {
-            self.dirty.push(key);
+            a.dirty = true;
         }
         let record = Record {
             topic,
@@ -505,22 +534,21 @@ impl<W: Worker> Core<W> {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), RunError> {
-        if self.dirty.is_empty() {
+        let mut positions = Vec::new();
+        for (topic, partitions) in &mut self.assigned {
+            for (p, a) in partitions.iter_mut().filter(|(_, a)| a.dirty) {
+                a.dirty = false;
+                positions.push(Position {
+                    topic: topic.clone(),
+                    partition: *p,
+                    next_offset: a.next_offset,
+                });
+            }
+        }
+        if positions.is_empty() {
             return Ok(());
         }
         flush(&self.producer)?;
-        let positions: Vec<Position> = self
-            .dirty
-            .drain(..)
-            .filter_map(|key| {
-                let a = self.assigned.get(&key)?;
-                Some(Position {
-                    topic: key.0,
-                    partition: key.1,
-                    next_offset: a.next_offset,
-                })
-            })
-            .collect();
         let (worker, mut ctx) = self.parts();
         worker
             .checkpoint(&mut ctx, &positions)
@@ -557,11 +585,12 @@ impl<W: Worker> Core<W> {
                         self.failure.get_or_insert(e.into());
                     }
                     tracing::info!(worker = %self.name, topic, partition = p, next, "partition assigned");
-                    self.assigned.insert(
-                        (topic, p),
+                    self.assigned.entry(topic).or_default().insert(
+                        p,
                         Assigned {
                             next_offset: next.max(0),
                             refetch: None,
+                            dirty: false,
                         },
                     );
                 }
@@ -582,8 +611,12 @@ impl<W: Worker> Core<W> {
             self.failure.get_or_insert(e);
         }
         for elem in tpl.elements() {
-            self.assigned
-                .remove(&(elem.topic().to_owned(), elem.partition()));
+            if let Some(partitions) = self.assigned.get_mut(elem.topic()) {
+                partitions.remove(&elem.partition());
+                if partitions.is_empty() {
+                    self.assigned.remove(elem.topic());
+                }
+            }
             self.worker.revoke(elem.topic(), elem.partition());
             tracing::info!(worker = %self.name, topic = elem.topic(), partition = elem.partition(), "partition revoked");
         }
@@ -684,7 +717,6 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
         name: name.clone(),
         dlq_partitions,
         assigned: BTreeMap::new(),
-        dirty: Vec::new(),
         metrics: BatchMetrics::new(&name),
         failure: None,
         cfg: cfg.clone(),

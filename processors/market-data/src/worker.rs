@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tradestream_codec::avro::{self, DecodedKind, Framing};
 use tradestream_runtime::dead_letter::Poison;
-use tradestream_runtime::headers::Provenance;
 use tradestream_runtime::{
     Context, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Worker, WorkerError,
 };
@@ -149,20 +148,13 @@ impl MarketData {
         self.stats.trades.fetch_add(1, Ordering::Relaxed);
         for row in out.closed {
             let value = record::encode(&row, Framing::SingleObject)?;
-            let headers = Provenance {
-                source_topic: record.topic,
-                source_partition: row.source_partition,
-                source_offset: record.offset,
-                seq: u64::try_from(row.seq).unwrap_or(0),
-                worker: &self.cfg.worker,
-            }
-            .headers();
-            ctx.send(
+            ctx.send_derived(
                 &self.cfg.candles,
                 None,
                 Some(row.symbol.as_bytes()),
                 &value,
-                Some(headers),
+                record,
+                u64::try_from(row.seq).unwrap_or(0),
             )?;
             self.stats.candles_closed.fetch_add(1, Ordering::Relaxed);
             self.keep(row);

@@ -13,7 +13,6 @@ use std::time::Instant;
 use tradestream_codec::{avro, json};
 use tradestream_engine::{Command, Event, Seq};
 use tradestream_runtime::dead_letter::Poison;
-use tradestream_runtime::headers::Provenance;
 use tradestream_runtime::registry::{RegistryError, SchemaRegistry};
 use tradestream_runtime::{
     Context, LoopConfig, Outcome, Record, RunError, Shutdown, Worker, WorkerError,
@@ -144,7 +143,8 @@ impl Matcher {
     }
 
     /// Produces the events of one command to their topics, skipping those already present.
-    fn emit(&mut self, ctx: &mut Context<'_>, p: i32, offset: i64) -> Result<(), WorkerError> {
+    fn emit(&mut self, ctx: &mut Context<'_>, source: &Record<'_>) -> Result<(), WorkerError> {
+        let (p, offset) = (source.partition, source.offset);
         let Matcher {
             cfg,
             partitions,
@@ -186,20 +186,13 @@ impl Matcher {
                     stats.deduplicated.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let headers = Provenance {
-                    source_topic: &cfg.orders,
-                    source_partition: p,
-                    source_offset: offset,
-                    seq,
-                    worker: &cfg.worker,
-                }
-                .headers();
-                ctx.send(
+                ctx.send_derived(
                     topics[t],
                     Some(p),
                     Some(event.symbol.as_str().as_bytes()),
                     buf,
-                    Some(headers),
+                    source,
+                    seq,
                 )?;
                 stats.records_out.fetch_add(1, Ordering::Relaxed);
                 if t == TRADES {
@@ -322,7 +315,7 @@ impl Worker for Matcher {
                 cmd => {
                     self.events.clear();
                     state.engine.apply(&cmd, &mut self.events);
-                    self.emit(ctx, p, offset)?;
+                    self.emit(ctx, m)?;
                     return Ok(Outcome::Done);
                 }
             }

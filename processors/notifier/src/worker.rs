@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tradestream_codec::avro::{self, Framing};
 use tradestream_runtime::dead_letter::Poison;
-use tradestream_runtime::headers::Provenance;
 use tradestream_runtime::{
     Context, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Worker, WorkerError,
 };
@@ -114,20 +113,13 @@ impl Worker for NotifierWorker {
         };
         for row in self.rules.notify(&ev) {
             let value = record::encode(&row, Framing::SingleObject)?;
-            let headers = Provenance {
-                source_topic: record.topic,
-                source_partition: row.source_partition,
-                source_offset: record.offset,
-                seq: u64::try_from(row.seq).unwrap_or(0),
-                worker: &self.cfg.worker,
-            }
-            .headers();
-            ctx.send(
+            ctx.send_derived(
                 &self.cfg.notifications,
                 None,
                 Some(row.account.as_bytes()),
                 &value,
-                Some(headers),
+                record,
+                u64::try_from(row.seq).unwrap_or(0),
             )?;
             self.batch.notifications.push(row);
         }

@@ -138,7 +138,8 @@ fn sort_open_candles(candles: &mut [CandleRow]) {
     candles.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
 }
 
-/// Opens the store a URI names (`sqlite:PATH` or `scylla://host:port/keyspace`).
+/// Opens the store a URI names (`sqlite:PATH` or `scylla://host:port/keyspace`) and creates the
+/// tables that are missing.
 pub fn open(uri: &StoreUri) -> Result<Box<dyn Store>> {
     match uri {
         StoreUri::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),

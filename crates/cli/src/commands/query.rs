@@ -20,11 +20,10 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Opens the store (creating its tables if missing).
+    /// Opens the store; opening creates the tables that are missing (both backends migrate
+    /// when they open).
     pub fn open(&self) -> anyhow::Result<Box<dyn Store>> {
-        let mut store = tradestream_store::open(&self.store)?;
-        store.migrate()?;
-        Ok(store)
+        Ok(tradestream_store::open(&self.store)?)
     }
 }
 

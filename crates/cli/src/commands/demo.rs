@@ -83,61 +83,32 @@ impl Downstream {
         };
         let group = |name: &str| format!("tradestream-demo-{name}-{run_id}");
         let (recorder, market, notifier) = Default::default();
-        let mut threads = Vec::new();
-        {
-            let (cfg, run, store) = (
-                RecorderConfig {
+        let threads = vec![
+            spawn("trade-recorder", &shutdown, {
+                let cfg = RecorderConfig {
                     group: group("trade-recorder"),
                     ..RecorderConfig::default()
-                },
-                loop_cfg.clone(),
-                store.open()?,
-            );
-            let (shutdown, stats) = (shutdown.clone(), Arc::clone(&recorder));
-            threads.push(
-                std::thread::Builder::new()
-                    .name("trade-recorder".into())
-                    .spawn(move || {
-                        tradestream_trade_recorder::worker::run(cfg, run, store, &shutdown, stats)
-                    })?,
-            );
-        }
-        {
-            let (cfg, run, store) = (
-                MarketDataConfig {
+                };
+                let (run, store, stats) = (loop_cfg.clone(), store.open()?, Arc::clone(&recorder));
+                move |stop| tradestream_trade_recorder::worker::run(cfg, run, store, stop, stats)
+            })?,
+            spawn("market-data", &shutdown, {
+                let cfg = MarketDataConfig {
                     group: group("market-data"),
                     ..MarketDataConfig::default()
-                },
-                loop_cfg.clone(),
-                store.open()?,
-            );
-            let (shutdown, stats) = (shutdown.clone(), Arc::clone(&market));
-            threads.push(
-                std::thread::Builder::new()
-                    .name("market-data".into())
-                    .spawn(move || {
-                        tradestream_market_data::worker::run(cfg, run, store, &shutdown, stats)
-                    })?,
-            );
-        }
-        {
-            let (cfg, run, store) = (
-                NotifierConfig {
+                };
+                let (run, store, stats) = (loop_cfg.clone(), store.open()?, Arc::clone(&market));
+                move |stop| tradestream_market_data::worker::run(cfg, run, store, stop, stats)
+            })?,
+            spawn("notifier", &shutdown, {
+                let cfg = NotifierConfig {
                     group: group("notifier"),
                     ..NotifierConfig::default()
-                },
-                loop_cfg,
-                store.open()?,
-            );
-            let (shutdown, stats) = (shutdown.clone(), Arc::clone(&notifier));
-            threads.push(
-                std::thread::Builder::new()
-                    .name("notifier".into())
-                    .spawn(move || {
-                        tradestream_notifier::worker::run(cfg, run, store, &shutdown, stats)
-                    })?,
-            );
-        }
+                };
+                let (run, store, stats) = (loop_cfg, store.open()?, Arc::clone(&notifier));
+                move |stop| tradestream_notifier::worker::run(cfg, run, store, stop, stats)
+            })?,
+        ];
         Ok(Downstream {
             shutdown,
             recorder,
@@ -182,6 +153,18 @@ impl Downstream {
             None => Ok(()),
         }
     }
+}
+
+/// Runs a worker on a thread named `name` until `shutdown` is triggered.
+fn spawn(
+    name: &str,
+    shutdown: &Shutdown,
+    run: impl FnOnce(&Shutdown) -> Result<(), tradestream_runtime::RunError> + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<Result<(), tradestream_runtime::RunError>>> {
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || run(&shutdown))
 }
 
 /// Removes a SQLite store and its WAL files.

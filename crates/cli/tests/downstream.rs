@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tradestream_codec::avro::{self, DecodedKind};
 use tradestream_engine::Decimal;
 use tradestream_runtime::KafkaConfig;
@@ -146,18 +145,7 @@ impl Lcg {
 #[test]
 fn the_trade_recorder_survives_kills_exactly_once() {
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    run_ok(&[
-        "produce",
-        "orders",
-        "--bootstrap-servers",
-        &addr,
-        "--count",
-        "100000",
-        "--seed",
-        "11",
-    ]);
+    let (_broker, addr) = broker_with_orders(100_000, 11, &[]);
     let matcher = start_matcher(&addr, 5_000);
 
     // The recorder runs beside the matcher and is killed three times at random moments.
@@ -280,36 +268,22 @@ fn candles_from(trades: &[(i32, Rec)]) -> (BTreeMap<(String, &'static str, i64),
 #[test]
 fn downstream_workers_store_candles_notifications_and_dead_letters() {
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    run_ok(&[
-        "produce",
-        "orders",
-        "--bootstrap-servers",
-        &addr,
-        "--count",
-        "20000",
-        "--seed",
-        "5",
-    ]);
+    let (_broker, addr) = broker_with_orders(20_000, 5, &[]);
     let matcher = start_matcher(&addr, 5_000);
     wait_committed(&addr, 20_000, Duration::from_secs(300));
     stop_matcher(matcher);
 
     // Bad records on each input topic: every worker must dead-letter what it reads and go on.
-    let producer: BaseProducer = KafkaConfig::new(&addr).producer().create().unwrap();
-    for (topic, p) in [("trades", 0), ("executions", 1), ("market-data", 2)] {
-        producer
-            .send(
-                BaseRecord::<[u8], [u8]>::to(topic)
-                    .partition(p)
-                    .key(b"poison".as_slice())
-                    .payload(b"\xC3\x01 not an event".as_slice()),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    let bad: &[u8] = b"\xC3\x01 not an event";
+    produce_raw(
+        &addr,
+        Some(b"poison"),
+        &[
+            ("trades", 0, bad),
+            ("executions", 1, bad),
+            ("market-data", 2, bad),
+        ],
+    );
 
     let path = store_path("downstream");
     let uri = format!("sqlite:{}", path.display());

@@ -183,20 +183,7 @@ fn verify(addr: &str) -> (usize, usize) {
 #[test]
 fn matcher_outputs_equal_the_offline_engine() {
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    run_ok(&[
-        "produce",
-        "orders",
-        "--bootstrap-servers",
-        &addr,
-        "--count",
-        "20000",
-        "--seed",
-        "1",
-        "--poison-per-mille",
-        "10",
-    ]);
+    let (_broker, addr) = broker_with_orders(20_000, 1, &["--poison-per-mille", "10"]);
     let metrics = free_addr();
     let matcher = start_matcher_with(&addr, 2_000, &["--metrics-listen", &metrics]);
     wait_committed(&addr, 20_000, Duration::from_secs(300));
@@ -247,17 +234,7 @@ fn matcher_outputs_equal_the_offline_engine() {
     assert_eq!(report["records_compared"].as_u64(), Some(checked as u64));
     assert!(report["chains_compared"].as_u64() >= Some(1), "{report}");
     // … and verify notices a shadow that differs.
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let producer: BaseProducer = KafkaConfig::new(&addr).producer().create().unwrap();
-    producer
-        .send(
-            BaseRecord::<[u8], [u8]>::to("trades.r1")
-                .partition(0)
-                .payload(b"stray".as_slice()),
-        )
-        .map_err(|(e, _)| e)
-        .unwrap();
-    producer.flush(Duration::from_secs(30)).unwrap();
+    produce_raw(&addr, None, &[("trades.r1", 0, b"stray")]);
     let out = bin()
         .args(["verify", "--suffix", "r1", "--bootstrap-servers", &addr])
         .output()

@@ -72,6 +72,43 @@ pub fn start_broker() -> (Proc, String) {
     (proc, addr)
 }
 
+/// A broker with the topics of topics.yaml and `count` generated orders (`produce orders`
+/// with `seed` and any `extra` arguments) already acknowledged.
+pub fn broker_with_orders(count: u64, seed: u64, extra: &[&str]) -> (Proc, String) {
+    let (broker, addr) = start_broker();
+    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let (count, seed) = (count.to_string(), seed.to_string());
+    let mut args = vec![
+        "produce",
+        "orders",
+        "--bootstrap-servers",
+        &addr,
+        "--count",
+        &count,
+        "--seed",
+        &seed,
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    (broker, addr)
+}
+
+/// Writes raw values as they are to (topic, partition), with `key`, and waits for the acks.
+pub fn produce_raw(addr: &str, key: Option<&[u8]>, records: &[(&str, i32, &[u8])]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = KafkaConfig::new(addr).producer().create().unwrap();
+    for (topic, p, value) in records {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(*p)
+            .payload(value);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
 pub fn run_ok(args: &[&str]) {
     let out = bin().args(args).output().expect("tradestream runs");
     assert!(

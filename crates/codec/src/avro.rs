@@ -21,7 +21,7 @@
 //! formats carry the same digits. Unsigned 64-bit values travel as the bits of an Avro `long`.
 //!
 //! ## Framing
-//! Every record starts with a header that says which schema wrote it (DESIGN §6):
+//! Every record starts with a header that says which schema wrote it (docs/design.md §6):
 //! - [`Framing::SingleObject`] (the default; needs no registry): Avro single-object encoding,
 //!   `C3 01`, the CRC-64-AVRO (Rabin) fingerprint of the schema's Parsing Canonical Form as 8
 //!   little-endian bytes, then the Avro binary body. A reader refuses a fingerprint it does not

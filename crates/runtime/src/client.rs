@@ -1,7 +1,7 @@
 //! librdkafka client settings.
 //!
 //! Typed settings come first; raw `key=value` pass-through settings are applied before them, so
-//! a typed setting wins where both name the same key (DESIGN.md §7).
+//! a typed setting wins where both name the same key (docs/design.md §7).
 
 use std::collections::BTreeMap;
 
@@ -34,7 +34,7 @@ impl KafkaConfig {
         c
     }
 
-    /// An idempotent producer that waits for all in-sync replicas (DESIGN.md §2.1).
+    /// An idempotent producer that waits for all in-sync replicas (docs/design.md §2.1).
     pub fn producer(&self) -> ClientConfig {
         let mut c = self.base();
         c.set("enable.idempotence", "true")

@@ -1,4 +1,4 @@
-//! Provenance headers on every output record (DESIGN.md §1): where it came from and its `seq`.
+//! Provenance headers on every output record (docs/design.md §1): where it came from and its `seq`.
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 

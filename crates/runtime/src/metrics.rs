@@ -1,4 +1,4 @@
-//! Metrics every worker reports, through the `metrics` facade (DESIGN.md §7).
+//! Metrics every worker reports, through the `metrics` facade (docs/design.md §7).
 //!
 //! [`serve`] installs a Prometheus exporter with an HTTP listener (`GET /metrics`). Without it
 //! the calls below are no-ops. Labels are bounded: worker, topic, partition, error class.

@@ -1,4 +1,4 @@
-//! Where the pipeline's results land (DESIGN.md §5).
+//! Where the pipeline's results land (docs/design.md §5).
 //!
 //! [`Store`] is what the downstream workers write and `tradestream query` reads. Two backends:
 //! - [`sqlite`]: the embedded default. WAL; each [`Batch`] is one transaction that also holds

@@ -1,4 +1,4 @@
-//! The backend test suite: every case runs against every [`Store`] (DESIGN.md §5).
+//! The backend test suite: every case runs against every [`Store`] (docs/design.md §5).
 //!
 //! Each case is a function of a fresh, empty, migrated store; it panics on failure, like any
 //! test. A backend's test file supplies the store and gets one `#[test]` per case from

@@ -2,10 +2,10 @@
 //!
 //! `tradestream run matcher`: consumes `orders`, runs one matching engine per input partition,
 //! and writes executions, trades and market data to the same partition number of their topics
-//! (co-partitioning, DESIGN.md §1), each record with provenance headers and a contiguous `seq`
+//! (co-partitioning, docs/design.md §1), each record with provenance headers and a contiguous `seq`
 //! per input partition and output topic.
 //!
-//! ## Effectively-once (DESIGN.md §2–3)
+//! ## Effectively-once (docs/design.md §2–3)
 //! 1. Outputs are produced idempotently (`acks=all`); input offsets are committed only after
 //!    every output of those inputs is acknowledged.
 //! 2. Every `snapshot-every` records per partition, once the outputs up to there are

@@ -46,7 +46,7 @@ pub(crate) struct PartitionState {
     pub output_hash: u64,
 }
 
-/// One link of the output hash chain (DESIGN.md §4): FNV-1a 64 over the previous link, the
+/// One link of the output hash chain (docs/design.md §4): FNV-1a 64 over the previous link, the
 /// output topic's index (0 executions, 1 trades, 2 market data), the record's `seq` and its
 /// value bytes, all little-endian. The matcher folds in every output in the order it makes
 /// them, including those a restore finds already written, so the chain after input offset n
@@ -87,9 +87,6 @@ pub(crate) struct SnapshotChunk {
     pub dead_letter_end: i64,
 }
 
-/// Chunks stay well under the default 1 MB broker message limit.
-pub(crate) const CHUNK_BYTES: usize = 512 * 1024;
-
 impl SnapshotChunk {
     pub fn encode(&self) -> Vec<u8> {
         let meta = avro::SnapshotMeta {
@@ -127,16 +124,17 @@ impl SnapshotChunk {
 }
 
 impl PartitionState {
-    /// The snapshot records for this state (one per chunk).
+    /// The snapshot records for this state, one per `chunk_bytes` of engine snapshot.
     pub fn snapshot_chunks(
         &self,
         group: &str,
         partition: i32,
         dead_letter_end: i64,
+        chunk_bytes: usize,
     ) -> Vec<SnapshotChunk> {
         let engine = self.engine.snapshot();
         let state_hash = tradestream_engine::snapshot::fnv1a64(&engine);
-        let parts: Vec<&[u8]> = engine.chunks(CHUNK_BYTES).collect();
+        let parts: Vec<&[u8]> = engine.chunks(chunk_bytes.max(1)).collect();
         let chunks = parts.len().max(1) as u32;
         (0..chunks)
             .map(|i| SnapshotChunk {

@@ -1,4 +1,4 @@
-//! `tradestream replay matcher` and `tradestream verify` (DESIGN.md §4).
+//! `tradestream replay matcher` and `tradestream verify` (docs/design.md §4).
 //!
 //! `replay matcher --suffix S` re-runs the matcher over `orders` from the beginning into shadow
 //! topics (`executions.S`, `trades.S`, `market-data.S`, `matcher-snapshots.S`,

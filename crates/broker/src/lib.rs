@@ -3,7 +3,7 @@
 //! The embedded broker: [tansu](https://tansu.io) 0.6, a Kafka-compatible broker written in Rust,
 //! run in-process with memory storage. It serves produce, fetch, consumer groups, commits and
 //! offsets-for-times, which is all tradestream needs; it does not support Kafka transactions
-//! (DESIGN.md §2 explains how the pipeline is effectively-once without them).
+//! (docs/design.md §2 explains how the pipeline is effectively-once without them).
 //!
 //! It is for development, tests and the demo. In production, point `--bootstrap-servers` at a
 //! Kafka or Redpanda cluster instead.
@@ -39,7 +39,7 @@ pub async fn run(config: &BrokerConfig) -> anyhow::Result<()> {
     ))?;
     let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
         .node_id(111)
-        .cluster_id("tradestream")
+        .cluster_id(tradestream_runtime::quirks::EMBEDDED_CLUSTER_ID)
         .incarnation_id(uuid::Uuid::new_v4())
         .advertised_listener(advertised)
         .storage(Url::parse("memory://tansu/")?)

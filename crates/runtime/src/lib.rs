@@ -1,12 +1,13 @@
 //! # tradestream-runtime
 //!
-//! The pieces every worker shares (DESIGN.md §7).
+//! The pieces every worker shares (docs/design.md §7).
 //!
 //! ## Layout
 //! - [`client`]: librdkafka settings: bootstrap servers, typed settings, pass-through overrides.
 //! - [`headers`]: provenance headers (source partition, source offset, seq, worker) and their parsing.
 //! - [`dead_letter`]: dead-letter records with headers naming the error and its source.
 //! - [`partition`]: reading one partition between two offsets (restore, dedup, verification).
+//! - [`quirks`]: what the embedded broker needs worked around, detected by its cluster id.
 //! - [`shutdown`]: a cloneable stop flag set by SIGINT/SIGTERM or by the caller.
 //! - [`topics`]: creating the topics of topics.yaml and reporting drift.
 //! - [`worker`]: the consumer loop every worker runs, and the [`Worker`] trait it drives.
@@ -18,12 +19,14 @@ pub mod dead_letter;
 pub mod headers;
 pub mod metrics;
 pub mod partition;
+pub mod quirks;
 pub mod registry;
 pub mod shutdown;
 pub mod topics;
 pub mod worker;
 
 pub use client::KafkaConfig;
+pub use quirks::BrokerQuirks;
 pub use shutdown::Shutdown;
 pub use worker::{Context, LoopConfig, Outcome, Position, Record, RunError, Worker, WorkerError};
 

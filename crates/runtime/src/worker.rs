@@ -1,4 +1,4 @@
-//! The consumer loop every worker shares (DESIGN.md §7).
+//! The consumer loop every worker shares (docs/design.md §7).
 //!
 //! A worker implements [`Worker`]: what to do when a partition is assigned (restore, and say where
 //! to start), with each input record, at each checkpoint and when a partition is revoked. The
@@ -11,7 +11,8 @@
 //! - rebalance callbacks run on the loop's thread inside `poll`: a revoked partition's batch is
 //!   flushed, checkpointed and committed before the partition is given up;
 //! - input offsets are gated: a record below the partition's next offset is skipped (replayed
-//!   fetch), and a jump forward is fetched again from further back (see [`Core::gate`]);
+//!   fetch); a jump forward is a normal gap on Apache Kafka, and is fetched again from further
+//!   back only on the embedded broker (see [`Core::gate`] and [`crate::quirks`]);
 //! - dead letters, with headers naming the error and the source record;
 //! - metrics (see [`crate::metrics`]) and a clean stop on [`Shutdown`].
 //!
@@ -34,6 +35,7 @@ use crate::dead_letter::{self, Poison};
 use crate::headers::Provenance;
 use crate::metrics::{self, BatchMetrics};
 use crate::partition::PartitionReader;
+use crate::quirks::BrokerQuirks;
 use crate::{KafkaConfig, Shutdown};
 
 /// An error a worker raises; it stops the loop (nothing after the last commit is lost: a restart
@@ -69,8 +71,11 @@ pub struct LoopConfig {
     /// Most input records between two checkpoints.
     pub max_batch: usize,
     /// Re-join the group after this long without partitions (the embedded broker does not
-    /// rebalance when a member's session expires; on real Kafka leave it off).
+    /// rebalance when a member's session expires; on real Kafka leave it off). `None`: what
+    /// the broker's quirks call for.
     pub rejoin_when_idle: Option<Duration>,
+    /// Which broker's quirks to work around ([`BrokerQuirks::Auto`]: detected at start).
+    pub quirks: BrokerQuirks,
 }
 
 /// One input record.
@@ -329,6 +334,8 @@ struct Assigned {
     next_offset: i64,
     /// A re-fetch in progress: (offset wanted, when asked, tries).
     refetch: Option<(i64, Instant, u32)>,
+    /// Re-fetching gave up: the next record that arrives is processed whatever its offset.
+    accept_gap: bool,
     /// Input processed since the last checkpoint.
     dirty: bool,
 }
@@ -341,6 +348,8 @@ struct Core<W: Worker> {
     cfg: LoopConfig,
     name: String,
     dlq_partitions: i32,
+    /// The quirks in force (resolved: never `Auto`).
+    quirks: BrokerQuirks,
     /// Assigned partitions by topic, then partition: looked up per record by `&str`, without
     /// allocating a key. A topic without partitions is removed.
     assigned: BTreeMap<String, BTreeMap<i32, Assigned>>,
@@ -379,20 +388,35 @@ impl<W: Worker> Core<W> {
 
     /// Decides whether a polled record is the next input of its partition.
     ///
-    /// Inputs are never compacted nor written transactionally, so their offsets have no gaps. A
-    /// jump means the fetch skipped records: the embedded tansu 0.6 answers a fetch that starts
-    /// inside a record batch with the *next* batch. The records are fetched again from further
-    /// back each time (64, 256, 1024, … offsets before; earlier records are skipped as already
-    /// processed), up to [`REFETCH_TRIES`] times, before the gap is accepted with an error.
+    /// A record below the next offset was processed already (a fetch replayed it). A jump
+    /// forward is a gap: on Apache Kafka gaps are normal (transaction control records, aborted
+    /// transactions under `read_committed`, compaction) and the record is processed. Only on the
+    /// embedded broker, whose fetch answers a start inside a record batch with the *next* batch,
+    /// is a gap fetched again from further back (64, 256, 1024, … offsets before), up to
+    /// [`REFETCH_TRIES`] times. Records polled while a re-fetch is pending are skipped, but the
+    /// seek back puts each of them in front of the consumer again; when the tries run out the
+    /// loop seeks back to the gap once more and takes whatever comes first, so a record that
+    /// was fetched is never dropped.
     fn gate(&mut self, topic: &str, p: i32, offset: i64) -> Gate {
+        let refetch_gaps = self.quirks.refetch_gaps();
         let Some(a) = self.slot(topic, p) else {
             return Gate::Skip; // revoked meanwhile
         };
         if offset < a.next_offset {
             return Gate::Skip; // already processed
         }
-        if offset == a.next_offset || a.next_offset == 0 {
+        if offset == a.next_offset || a.next_offset == 0 || !refetch_gaps || a.accept_gap {
+            if offset > a.next_offset && a.next_offset > 0 {
+                tracing::debug!(
+                    topic,
+                    partition = p,
+                    expected = a.next_offset,
+                    got = offset,
+                    "gap in input offsets"
+                );
+            }
             a.refetch = None;
+            a.accept_gap = false;
             return Gate::Process;
         }
         let want = a.next_offset;
@@ -404,10 +428,11 @@ impl<W: Worker> Core<W> {
                     partition = p,
                     expected = want,
                     got = offset,
-                    "input offsets jumped and re-fetching did not help; records are missing"
+                    "input offsets jumped and re-fetching did not help; taking the gap as it is"
                 );
                 a.refetch = None;
-                Gate::Process
+                a.accept_gap = true;
+                Gate::Refetch(want)
             }
             previous => {
                 let tries = previous
@@ -590,6 +615,7 @@ impl<W: Worker> Core<W> {
                         Assigned {
                             next_offset: next.max(0),
                             refetch: None,
+                            accept_gap: false,
                             dirty: false,
                         },
                     );
@@ -694,6 +720,13 @@ fn committed_offset<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str,
 /// `last = true`, and leaves the group so the partitions move at once.
 pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result<W, RunError> {
     let name = worker.name().to_owned();
+    let quirks = cfg.quirks.resolve(&cfg.kafka);
+    let rejoin_when_idle = cfg
+        .rejoin_when_idle
+        .or_else(|| quirks.default_rejoin_when_idle());
+    if quirks != BrokerQuirks::None {
+        tracing::info!(worker = %name, ?quirks, "working around the embedded broker's quirks");
+    }
     let topics = worker.topics();
     let producer: OutputProducer = cfg
         .kafka
@@ -716,6 +749,7 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
         reader,
         name: name.clone(),
         dlq_partitions,
+        quirks,
         assigned: BTreeMap::new(),
         metrics: BatchMetrics::new(&name),
         failure: None,
@@ -735,7 +769,7 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
     let result = (|| -> Result<(), RunError> {
         let mut idle_since = Instant::now();
         while !shutdown.is_triggered() {
-            if let Some(limit) = cfg.rejoin_when_idle {
+            if let Some(limit) = rejoin_when_idle {
                 if !lock(&core).assigned.is_empty() {
                     idle_since = Instant::now();
                 } else if idle_since.elapsed() >= limit {

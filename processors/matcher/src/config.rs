@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tradestream_engine::Instruments;
-use tradestream_runtime::KafkaConfig;
+use tradestream_runtime::{BrokerQuirks, KafkaConfig};
 
 /// How output records are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub struct MatcherConfig {
     pub snapshot_every_records: u64,
     /// ... or after this long, whichever comes first (if it had input since).
     pub snapshot_every: Duration,
+    /// A snapshot is written in chunks of at most this many bytes of engine state.
+    pub snapshot_chunk_bytes: usize,
     /// Most input records between two flush-and-commit points.
     pub max_batch: usize,
     /// Input records larger than this go to dead letters (class `oversized`).
@@ -47,11 +49,14 @@ pub struct MatcherConfig {
     pub format: OutputFormat,
     /// Worker name in provenance and dead-letter headers.
     pub worker: String,
-    /// Re-join the group after this long without any partition. Off by default: on Kafka a
-    /// member without partitions is normal (more members than partitions). The embedded broker
-    /// (tansu 0.6) needs it: it does not rebalance when a member's session expires, so the
-    /// partitions of a killed member stay with it until another member joins.
+    /// Re-join the group after this long without any partition. `None`: what the broker's
+    /// quirks call for: never on Kafka, where a member without partitions is normal (more
+    /// members than partitions); 15 s on the embedded broker (tansu 0.6), which does not
+    /// rebalance when a member's session expires, so the partitions of a killed member stay
+    /// with it until another member joins.
     pub rejoin_when_idle: Option<Duration>,
+    /// Which broker's quirks to work around (default: detected from the cluster id).
+    pub quirks: BrokerQuirks,
     /// Schema registry (`http://host:port`). With one, Avro outputs use Confluent framing with
     /// the ids the registry gives `engine_event.avsc` under `<topic>-value`, and a
     /// Confluent-framed order is checked against the registry: an id whose schema is not
@@ -75,11 +80,13 @@ impl MatcherConfig {
             instruments,
             snapshot_every_records: default_snapshot_every_records(),
             snapshot_every: default_snapshot_every(),
+            snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
             max_batch: default_max_batch(),
             max_record_bytes: default_max_record_bytes(),
             format: OutputFormat::Avro,
             worker: "matcher".into(),
             rejoin_when_idle: None,
+            quirks: BrokerQuirks::Auto,
             schema_registry: None,
         }
     }
@@ -99,6 +106,11 @@ const fn default_snapshot_every_records() -> u64 {
 /// A quiet partition still gets a snapshot within 10 s of its last input.
 const fn default_snapshot_every() -> Duration {
     Duration::from_secs(10)
+}
+
+/// Chunks stay well under the default 1 MB broker message limit.
+const fn default_snapshot_chunk_bytes() -> usize {
+    512 * 1024
 }
 
 /// 2 000 records per flush keeps the produce round trip amortised without delaying commits.

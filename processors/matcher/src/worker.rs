@@ -228,7 +228,8 @@ impl Matcher {
             let Some(state) = self.partitions.get_mut(&p) else {
                 continue;
             };
-            let chunks = state.snapshot_chunks(&self.cfg.group, p, dlq_end);
+            let chunks =
+                state.snapshot_chunks(&self.cfg.group, p, dlq_end, self.cfg.snapshot_chunk_bytes);
             state.since_snapshot = 0;
             state.snapshot_at = Instant::now();
             state.snapshot_offset = state.next_offset - 1;
@@ -351,6 +352,7 @@ pub fn run(
         dead_letters: cfg.dead_letters.clone(),
         max_batch: cfg.max_batch,
         rejoin_when_idle: cfg.rejoin_when_idle,
+        quirks: cfg.quirks,
     };
     let matcher = Matcher::new(cfg, stats.clone()).map_err(RunError::Worker)?;
     tradestream_runtime::worker::run(matcher, loop_cfg, &shutdown)?;

@@ -74,11 +74,16 @@ fn main() {
         tradestream_config::load_instruments(&root.join("instruments.yaml")).expect("instruments");
     let layout =
         tradestream_config::topics::load_topics(&root.join("topics.yaml")).expect("topics");
-    let addr = tradestream_broker::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).expect("broker");
-    let kafka = KafkaConfig::new(addr.to_string());
+    // TRADESTREAM_TEST_BROKER=kafka runs it on a private Apache Kafka node instead.
+    let (_node, addr, broker) = tradestream_testkit::bench_broker(|| {
+        tradestream_broker::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("broker")
+            .to_string()
+    });
+    let kafka = KafkaConfig::new(addr.clone());
     tradestream_runtime::topics::apply(&layout, &kafka).expect("topics");
     produce(&kafka, &instruments, n);
-    println!("recorder_vs_matcher: {n} orders produced to the embedded broker on {addr}");
+    println!("recorder_vs_matcher: {n} orders produced to the {broker} broker on {addr}");
 
     // 1. The matcher.
     let mut cfg = MatcherConfig::new(kafka.clone(), instruments);
@@ -125,6 +130,7 @@ fn main() {
         dead_letters: "dead-letters".into(),
         max_batch: 2_000,
         rejoin_when_idle: None,
+        quirks: tradestream_runtime::BrokerQuirks::Auto,
     };
     let shutdown = Shutdown::new();
     let stats = Arc::new(RecorderStats::default());
@@ -161,6 +167,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
+            "broker": broker,
             "matcher_records_per_s": matcher_rps.round(),
             "recorder_records_per_s": recorder_rps.round(),
             "store_rows_per_s": rows_ps.round(),

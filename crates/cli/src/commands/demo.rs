@@ -23,7 +23,7 @@ use tradestream_runtime::{KafkaConfig, Shutdown};
 
 use tradestream_market_data::worker::{MarketDataConfig, MarketDataStats};
 use tradestream_notifier::worker::{NotifierConfig, NotifierStats};
-use tradestream_runtime::LoopConfig;
+use tradestream_runtime::{BrokerQuirks, LoopConfig};
 use tradestream_store::StoreUri;
 use tradestream_trade_recorder::worker::{RecorderConfig, RecorderStats};
 
@@ -79,7 +79,8 @@ impl Downstream {
             group: String::new(),
             dead_letters: "dead-letters".into(),
             max_batch: 2_000,
-            rejoin_when_idle: Some(Duration::from_secs(15)),
+            rejoin_when_idle: None,
+            quirks: BrokerQuirks::Auto,
         };
         let group = |name: &str| format!("tradestream-demo-{name}-{run_id}");
         let (recorder, market, notifier) = Default::default();
@@ -264,7 +265,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let stats = Arc::new(MatcherStats::default());
     let mut cfg = tradestream_matcher::MatcherConfig::new(kafka.clone(), instruments.clone());
     cfg.group = "tradestream-demo-matcher".into();
-    cfg.rejoin_when_idle = Some(Duration::from_secs(15));
     let matcher = {
         let (shutdown, stats) = (shutdown.clone(), stats.clone());
         std::thread::Builder::new()

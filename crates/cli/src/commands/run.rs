@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
 
-use tradestream_runtime::LoopConfig;
+use tradestream_runtime::{BrokerQuirks, LoopConfig};
 
 use super::kafka::{KafkaArgs, shutdown_on_signals};
 use super::query::StoreArgs;
@@ -86,10 +86,15 @@ pub struct LoopArgs {
     /// Most input records between two flush-and-commit points.
     #[arg(long, default_value_t = 2_000)]
     pub max_batch: usize,
-    /// Re-join the group after this many milliseconds without partitions (0: never). For the
-    /// embedded broker, which does not rebalance when a member's session expires.
+    /// Re-join the group after this many milliseconds without partitions (0: as the broker's
+    /// quirks call for: 15 s on the embedded broker, which does not rebalance when a member's
+    /// session expires; never on Kafka).
     #[arg(long, default_value_t = 0)]
     pub rejoin_when_idle_ms: u64,
+    /// Which broker's quirks to work around: `auto` recognises the embedded broker by its
+    /// cluster id; `none` is Apache Kafka's behaviour; `tansu` forces the embedded broker's.
+    #[arg(long, value_enum, env = "TRADESTREAM_BROKER_QUIRKS", default_value_t = QuirksArg::Auto)]
+    pub broker_quirks: QuirksArg,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -105,6 +110,7 @@ impl LoopArgs {
             max_batch: self.max_batch,
             rejoin_when_idle: (self.rejoin_when_idle_ms > 0)
                 .then(|| Duration::from_millis(self.rejoin_when_idle_ms)),
+            quirks: self.broker_quirks.into(),
         }
     }
 
@@ -115,6 +121,27 @@ impl LoopArgs {
             tracing::info!(%addr, "serving metrics at /metrics");
         }
         Ok(())
+    }
+}
+
+/// `--broker-quirks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuirksArg {
+    /// Detect the embedded broker by its cluster id.
+    Auto,
+    /// Apache Kafka semantics: offset gaps are normal, expired members are evicted.
+    None,
+    /// The embedded broker's (tansu 0.6) workarounds: re-fetch on offset gaps, re-join when idle.
+    Tansu,
+}
+
+impl From<QuirksArg> for BrokerQuirks {
+    fn from(q: QuirksArg) -> Self {
+        match q {
+            QuirksArg::Auto => BrokerQuirks::Auto,
+            QuirksArg::None => BrokerQuirks::None,
+            QuirksArg::Tansu => BrokerQuirks::Tansu,
+        }
     }
 }
 
@@ -135,6 +162,10 @@ pub struct MatcherArgs {
     /// ... or after this many milliseconds with input.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_interval_ms: u64,
+    /// Largest chunk of engine state in one snapshot record (default 512 KiB: well under the
+    /// broker's message limit).
+    #[arg(long)]
+    pub snapshot_chunk_bytes: Option<usize>,
     /// Schema registry (`http://host:port`): Avro outputs then use Confluent framing with the ids
     /// it gives, and Confluent-framed orders are checked against it.
     #[arg(long, env = "TRADESTREAM_SCHEMA_REGISTRY_URL")]
@@ -161,9 +192,14 @@ impl MatcherArgs {
         cfg.group = self.group.clone();
         cfg.snapshot_every_records = self.snapshot_every;
         cfg.snapshot_every = Duration::from_millis(self.snapshot_interval_ms);
+        if let Some(bytes) = self.snapshot_chunk_bytes {
+            anyhow::ensure!(bytes > 0, "--snapshot-chunk-bytes must be positive");
+            cfg.snapshot_chunk_bytes = bytes;
+        }
         let run = self.run.config(&self.group, &cfg.dead_letters);
         cfg.max_batch = run.max_batch;
         cfg.rejoin_when_idle = run.rejoin_when_idle;
+        cfg.quirks = run.quirks;
         cfg.schema_registry.clone_from(&self.schema_registry_url);
         cfg.format = match self.output_format {
             OutputFormatArg::Avro => OutputFormat::Avro,

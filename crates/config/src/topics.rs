@@ -26,7 +26,7 @@ pub const REQUIRED_TOPICS: [&str; 6] = [
 ];
 
 /// The matcher's input followed by its outputs: the matcher writes every output to the partition number of the
-/// input record, so these must all be in one co-partition group (DESIGN.md §1).
+/// input record, so these must all be in one co-partition group (docs/design.md §1).
 pub const MATCHER_TOPICS: [&str; 5] = [
     "orders",
     "executions",
@@ -35,7 +35,7 @@ pub const MATCHER_TOPICS: [&str; 5] = [
     "matcher-snapshots",
 ];
 
-/// The topic holding matcher snapshots; it must be compacted (DESIGN.md §3).
+/// The topic holding matcher snapshots; it must be compacted (docs/design.md §3).
 const SNAPSHOT_TOPIC: &str = "matcher-snapshots";
 
 /// Kafka's limit on a topic name's length.
@@ -57,7 +57,7 @@ const fn default_cleanup_policy() -> CleanupPolicy {
     CleanupPolicy::Delete
 }
 
-/// The default value format: records are Avro (DESIGN.md §6); only `orders` is JSON in the shipped layout.
+/// The default value format: records are Avro (docs/design.md §6); only `orders` is JSON in the shipped layout.
 const fn default_format() -> ValueFormat {
     ValueFormat::Avro
 }
@@ -164,7 +164,7 @@ impl fmt::Display for CleanupPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "String")]
 pub enum ValueFormat {
-    /// Avro: Confluent framing with a schema registry, else single-object encoding (DESIGN.md §6).
+    /// Avro: Confluent framing with a schema registry, else single-object encoding (docs/design.md §6).
     Avro,
     /// One JSON document per record.
     Json,

@@ -176,3 +176,21 @@ fn schema_registry_urls_must_be_plain_http() {
     assert!(SchemaRegistry::new("http://registry:8081").is_ok());
     assert!(SchemaRegistry::new("http://registry").is_ok());
 }
+
+#[test]
+fn cleanup_policies_compare_as_sets_and_other_configs_as_values() {
+    use crate::topics::same_config;
+    assert!(same_config(
+        "cleanup.policy",
+        Some("delete,compact"),
+        "compact,delete"
+    ));
+    assert!(!same_config(
+        "cleanup.policy",
+        Some("delete"),
+        "compact,delete"
+    ));
+    assert!(same_config("retention.ms", Some("604800000"), "604800000"));
+    assert!(!same_config("retention.ms", Some("86400000"), "604800000"));
+    assert!(!same_config("retention.ms", None, "604800000"));
+}

@@ -40,6 +40,8 @@ enum Command {
     Replay(commands::replay::ReplayCommand),
     /// Compare live outputs and output hash chains with a replay's shadow topics.
     Verify(commands::replay::VerifyArgs),
+    /// Print a topic's records as JSON lines (Avro decoded with the schema of topics.yaml).
+    Tail(commands::tail::TailArgs),
     /// Run the matching engine offline: order commands as JSON lines in, events as JSON lines out.
     Match(commands::matching::MatchArgs),
     /// The whole pipeline on the embedded broker: broker, topics, order flow, matcher, summary.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Store(cmd) => commands::query::run_store(&cmd),
         Command::Replay(cmd) => commands::replay::run(&cmd),
         Command::Verify(args) => commands::replay::verify(&args),
+        Command::Tail(args) => commands::tail::run(&args),
         Command::Query(cmd) => commands::query::run(&cmd),
         #[cfg(feature = "embedded-broker")]
         Command::Demo(args) => commands::demo::run(&args),

@@ -30,7 +30,8 @@ pub enum ReadError {
 const QUIET: Duration = Duration::from_millis(300);
 
 /// Keeps partition-end notices out of the error log: for a reader they are the expected end.
-struct ReaderContext;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReaderContext;
 
 impl rdkafka::ClientContext for ReaderContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {

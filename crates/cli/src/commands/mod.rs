@@ -10,4 +10,5 @@ pub mod produce;
 pub mod query;
 pub mod replay;
 pub mod run;
+pub mod tail;
 pub mod topics;

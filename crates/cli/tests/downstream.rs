@@ -3,7 +3,7 @@
 //! recomputation from the trades topic, one notification per execution and account, dead
 //! letters for bad input, and `tradestream query` over the result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,33 @@ fn store_path(name: &str) -> PathBuf {
 }
 
 fn open(path: &Path) -> Box<dyn Store> {
-    tradestream_store::open(&StoreUri::Sqlite(path.to_owned())).expect("open store")
+    open_uri(&StoreUri::Sqlite(path.to_owned()))
+}
+
+fn open_uri(uri: &StoreUri) -> Box<dyn Store> {
+    tradestream_store::open(uri).expect("open store")
+}
+
+/// A store of the test's own on the Scylla/Cassandra cluster `SCYLLA_URI` names (a keyspace
+/// named after it, `name` and this process), if it names one; dropped by [`drop_keyspace`].
+fn scylla_store(name: &str) -> Option<StoreUri> {
+    let uri = std::env::var("SCYLLA_URI").ok().filter(|u| !u.is_empty())?;
+    let StoreUri::Scylla { nodes, keyspace } = uri.parse().expect("SCYLLA_URI") else {
+        panic!("SCYLLA_URI must be a scylla:// URI, got {uri:?}");
+    };
+    Some(StoreUri::Scylla {
+        nodes,
+        keyspace: format!("{keyspace}_{name}_{}", std::process::id()),
+    })
+}
+
+fn drop_keyspace(uri: &StoreUri) {
+    if let StoreUri::Scylla { nodes, keyspace } = uri {
+        let store = tradestream_store::scylla::ScyllaStore::connect(nodes, keyspace).unwrap();
+        if let Err(e) = store.drop_keyspace() {
+            eprintln!("could not drop keyspace {keyspace}: {e}");
+        }
+    }
 }
 
 /// Every record of `topic`, partition by partition.
@@ -52,8 +78,17 @@ fn ends(recs: &[(i32, Rec)]) -> BTreeMap<i32, i64> {
 
 /// Waits (bounded) until `group` has stored in `store` every offset in `want`.
 fn wait_stored(path: &Path, group: &str, want: &[(&str, BTreeMap<i32, i64>)], timeout: Duration) {
+    wait_stored_in(&StoreUri::Sqlite(path.to_owned()), group, want, timeout);
+}
+
+fn wait_stored_in(
+    uri: &StoreUri,
+    group: &str,
+    want: &[(&str, BTreeMap<i32, i64>)],
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
-    let mut store = open(path);
+    let mut store = open_uri(uri);
     loop {
         let mut behind = Vec::new();
         for (topic, ends) in want {
@@ -79,8 +114,8 @@ fn wait_stored(path: &Path, group: &str, want: &[(&str, BTreeMap<i32, i64>)], ti
 }
 
 /// The sum of the offsets `group` has stored for `trades` and `executions`.
-fn stored(path: &Path, group: &str) -> i64 {
-    let mut store = open(path);
+fn stored(uri: &StoreUri, group: &str) -> i64 {
+    let mut store = open_uri(uri);
     let mut sum = 0;
     for topic in ["trades", "executions"] {
         for p in 0..PARTITIONS {
@@ -129,6 +164,56 @@ fn dump(path: &Path) -> BTreeMap<&'static str, Vec<String>> {
     out
 }
 
+/// What the trade recorder stored, read through the `Store` trait so that any two backends
+/// compare: trades by symbol and by account, and the state of every `sample`-th order.
+fn dump_through_trait(
+    uri: &StoreUri,
+    trades: &[(i32, Rec)],
+    executions: &[(i32, Rec)],
+    sample: usize,
+) -> Vec<String> {
+    let mut store = open_uri(uri);
+    let (mut symbols, mut accounts) = (BTreeSet::new(), BTreeSet::new());
+    for (_, (_, payload, _)) in trades {
+        let e = avro::decode_event(payload).expect("trade decodes");
+        symbols.insert(e.symbol.as_str().to_owned());
+        if let DecodedKind::Trade {
+            maker_account,
+            taker_account,
+            ..
+        } = &e.kind
+        {
+            accounts.insert(maker_account.as_str().to_owned());
+            accounts.insert(taker_account.as_str().to_owned());
+        }
+    }
+    let orders: BTreeSet<String> = executions
+        .iter()
+        .filter_map(|(_, (_, payload, _))| avro::decode_event(payload).ok())
+        .filter_map(|e| match e.kind {
+            DecodedKind::Accepted { order_id, .. } => Some(order_id.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for s in &symbols {
+        out.push(format!(
+            "{s}: {:?}",
+            store.trades_by_symbol(s, 1_000_000).unwrap()
+        ));
+    }
+    for a in &accounts {
+        out.push(format!(
+            "{a}: {:?}",
+            store.trades_by_account(a, 1_000_000).unwrap()
+        ));
+    }
+    for id in orders.iter().step_by(sample) {
+        out.push(format!("{id}: {:?}", store.order(id).unwrap()));
+    }
+    out
+}
+
 /// A small deterministic generator for kill times (its seed is printed).
 struct Lcg(u64);
 
@@ -148,9 +233,12 @@ fn the_trade_recorder_survives_kills_exactly_once() {
     let (_broker, addr) = broker_with_orders(100_000, 11, &[]);
     let matcher = start_matcher(&addr, 5_000);
 
-    // The recorder runs beside the matcher and is killed three times at random moments.
-    let killed = store_path("recorder-killed");
-    let killed_uri = format!("sqlite:{}", killed.display());
+    // The recorder runs beside the matcher and is killed three times at random moments, writing
+    // into Cassandra when SCYLLA_URI names a cluster, else into SQLite.
+    let killed_path = store_path("recorder-killed");
+    let killed = scylla_store("kill").unwrap_or_else(|| StoreUri::Sqlite(killed_path.clone()));
+    eprintln!("the killed recorder writes into {killed}");
+    let killed_uri = killed.to_string();
     let seed = std::process::id() as u64;
     eprintln!("kill schedule seed {seed}");
     let mut rng = Lcg(seed);
@@ -188,7 +276,7 @@ fn the_trade_recorder_survives_kills_exactly_once() {
         stored_at_kills.iter().all(|at| *at < total),
         "every kill came before the end: {stored_at_kills:?} of {total}"
     );
-    wait_stored(&killed, group, &want, Duration::from_secs(600));
+    wait_stored_in(&killed, group, &want, Duration::from_secs(600));
     stop_worker(recorder);
 
     // The same input, uninterrupted, into a store of its own.
@@ -208,7 +296,21 @@ fn the_trade_recorder_survives_kills_exactly_once() {
     let stats = stop_worker(recorder);
     assert_eq!(stats["dead_letters"], 0, "{stats}");
 
-    let (a, b) = (dump(&killed), dump(&clean));
+    if let StoreUri::Scylla { .. } = killed {
+        // Cassandra against SQLite, through the trait both implement.
+        let (a, b) = (
+            dump_through_trait(&killed, &trades, &executions, 7),
+            dump_through_trait(&StoreUri::Sqlite(clean.clone()), &trades, &executions, 7),
+        );
+        drop_keyspace(&killed);
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "Cassandra after kills vs SQLite uninterrupted");
+        }
+        assert!(trades.len() > 10_000, "a real run: {} trades", trades.len());
+        return;
+    }
+    let (a, b) = (dump(&killed_path), dump(&clean));
     for (table, rows) in &b {
         assert_eq!(
             a[table].len(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tradestream_codec::avro;
@@ -204,6 +204,33 @@ fn matcher_outputs_equal_the_offline_engine() {
     assert!(dead > 50, "poison records reached dead letters: {dead}");
     assert_eq!(stats["dead_letters"].as_u64(), Some(dead as u64));
 
+    // `tail` prints an output topic as JSON lines, Avro decoded with the topic's schema.
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+    let busiest = (0..PARTITIONS)
+        .max_by_key(|p| read_all(&reader, "trades", *p).len())
+        .unwrap()
+        .to_string();
+    let out = bin()
+        .args(["tail", "trades", "--partition", &busiest, "--count", "3"])
+        .args(["--bootstrap-servers", &addr])
+        .output()
+        .expect("tail runs");
+    assert!(
+        out.status.success(),
+        "tail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("tail prints JSON lines"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["value"]["event"], "trade", "{line}");
+        assert_eq!(line["value"]["seq"], i as u64 + 1, "{line}");
+        assert_eq!(line["headers"][headers::SEQ], (i + 1).to_string(), "{line}");
+    }
+
     // A replay into shadow topics reproduces every output and the output hash chain…
     let replay = bin()
         .args([
@@ -336,10 +363,16 @@ fn a_paused_broker_delays_but_loses_nothing() {
     );
     let matcher = start_matcher(&addr, 2_000);
     let before = wait_committed(&addr, 1, Duration::from_secs(120));
-    // The broker stops answering for 5 s while both clients are mid-flight.
-    signal(&broker.0, "-STOP");
-    std::thread::sleep(Duration::from_secs(5));
-    signal(&broker.0, "-CONT");
+    // The broker stops answering while both clients are mid-flight. On Apache Kafka the pause
+    // outlasts the session timeout (10 s), so the group evicts the matcher and it re-joins; the
+    // embedded broker evicts nobody on session expiry, so there 5 s suffice.
+    let pause = match kind() {
+        tradestream_testkit::TestBroker::Kafka => Duration::from_secs(15),
+        tradestream_testkit::TestBroker::Embedded => Duration::from_secs(5),
+    };
+    signal_pid(broker.pid(), "-STOP");
+    std::thread::sleep(pause);
+    signal_pid(broker.pid(), "-CONT");
     let mut producer = producer;
     assert!(producer.0.wait().expect("producer exits").success());
     let after = wait_committed(&addr, 20_000, Duration::from_secs(300));
@@ -347,4 +380,229 @@ fn a_paused_broker_delays_but_loses_nothing() {
     let stats = stop_matcher(matcher);
     assert_eq!(stats["dead_letters"].as_u64(), Some(0));
     verify(&addr);
+}
+
+#[test]
+fn a_chunked_snapshot_is_restored_after_a_kill() {
+    let _serial = serial();
+    const SNAPSHOT_EVERY: u64 = 2_000;
+    let (_broker, addr) = broker_with_orders(15_000, 6, &[]);
+    // Chunks of 2 KiB: every snapshot of a non-trivial book takes several records.
+    let chunked = ["--snapshot-chunk-bytes", "2048"];
+    let matcher = start_matcher_with(&addr, SNAPSHOT_EVERY, &chunked);
+    wait_committed(&addr, 15_000, Duration::from_secs(300));
+    signal(&matcher.0, "-KILL");
+    drop(matcher);
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+    let most_chunks = (0..PARTITIONS)
+        .flat_map(|p| read_all(&reader, "matcher-snapshots", p))
+        .filter_map(|(_, payload, _)| avro::decode_snapshot(&payload).ok())
+        .map(|meta| meta.chunks)
+        .max()
+        .unwrap_or(0);
+    assert!(most_chunks > 1, "snapshots were not chunked: {most_chunks}");
+    // More orders, and a new matcher restores from the chunked snapshots.
+    run_ok(&[
+        "produce",
+        "orders",
+        "--bootstrap-servers",
+        &addr,
+        "--count",
+        "15000",
+        "--seed",
+        "7",
+    ]);
+    let matcher = start_matcher_with(&addr, SNAPSHOT_EVERY, &chunked);
+    wait_committed(&addr, 30_000, Duration::from_secs(300));
+    let stats = stop_matcher(matcher);
+    // Restored from a snapshot: at most one snapshot interval plus a batch replayed per partition.
+    let replayed = stats["replayed"].as_u64().unwrap();
+    assert!(
+        replayed <= PARTITIONS as u64 * (SNAPSHOT_EVERY + 500),
+        "replayed {replayed}: the chunked snapshot was not used"
+    );
+    verify(&addr);
+}
+
+/// Orders written in transactions, every other one aborted: the matcher (reading
+/// `read_committed`) matches the committed orders only, exactly as the engine does offline over
+/// what a `read_committed` reader sees, and the offset gaps (control records, aborted records)
+/// cost no re-fetch and no stall.
+#[test]
+fn transactional_orders_only_committed_ones_are_matched() {
+    if !kafka_only("transactional_orders_only_committed_ones_are_matched") {
+        return;
+    }
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _serial = serial();
+    let (_broker, addr) = start_broker();
+    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let instruments =
+        tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
+    let mut flow = tradestream_loadgen::OrderFlow::new(
+        instruments.iter(),
+        &tradestream_loadgen::FlowConfig {
+            seed: 9,
+            ..Default::default()
+        },
+    );
+    let producer: BaseProducer = KafkaConfig::new(&addr)
+        .producer()
+        .set("transactional.id", "tradestream-test-orders")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    producer.init_transactions(timeout).unwrap();
+    let (mut kept, mut dropped) = (0usize, 0usize);
+    for round in 0..40 {
+        producer.begin_transaction().unwrap();
+        for _ in 0..250 {
+            let (line, key, _) = flow.next_line();
+            producer
+                .send(BaseRecord::to("orders").key(&key).payload(&line))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            producer.poll(Duration::ZERO);
+        }
+        // The last round commits, so every partition ends with committed orders.
+        if round % 2 == 0 || round == 39 {
+            producer.commit_transaction(timeout).unwrap();
+            kept += 250;
+        } else {
+            producer.abort_transaction(timeout).unwrap();
+            dropped += 250;
+        }
+    }
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+    let visible: usize = (0..PARTITIONS)
+        .map(|p| read_all(&reader, "orders", p).len())
+        .sum();
+    assert_eq!(
+        visible, kept,
+        "read_committed sees the committed orders only"
+    );
+    let (_, high) = reader.watermarks("orders", 0).unwrap();
+    assert!(
+        (0..PARTITIONS)
+            .map(|p| reader.watermarks("orders", p).unwrap().1)
+            .sum::<i64>()
+            > (kept + dropped) as i64,
+        "control records take offsets too (partition 0 ends at {high})"
+    );
+
+    let metrics = free_addr();
+    let started = Instant::now();
+    let matcher = start_matcher_with(&addr, 1_000, &["--metrics-listen", &metrics]);
+    wait_all_consumed(&addr, Duration::from_secs(90));
+    let took = started.elapsed();
+    let body = scrape(&metrics);
+    let stats = stop_matcher(matcher);
+    assert_eq!(stats["records_in"].as_u64(), Some(kept as u64), "{stats}");
+    assert_eq!(
+        metric_sum(&body, "tradestream_refetches_total", "matcher"),
+        0.0,
+        "no re-fetch on Apache Kafka\n{body}"
+    );
+    eprintln!("{kept} committed orders (and {dropped} aborted) matched in {took:?}");
+    verify(&addr);
+}
+
+/// Two matchers from the start, a third joining, one of the first two SIGKILLed: its partitions
+/// move on when the group coordinator expires its session (no re-join workaround), and the
+/// outputs are exactly the offline engine's.
+#[test]
+fn members_join_and_die_and_the_group_moves_their_partitions() {
+    if !kafka_only("members_join_and_die_and_the_group_moves_their_partitions") {
+        return;
+    }
+    let _serial = serial();
+    let (_broker, addr) = start_broker();
+    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let producer = Proc(
+        bin()
+            .args([
+                "produce",
+                "orders",
+                "--bootstrap-servers",
+                &addr,
+                "--count",
+                "60000",
+                "--seed",
+                "4",
+                "--rate",
+                "3000",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start producer"),
+    );
+    let kafka_semantics = ["--broker-quirks", "none"];
+    let first = start_matcher_with(&addr, 3_000, &kafka_semantics);
+    let second = start_matcher_with(&addr, 3_000, &kafka_semantics);
+    wait_committed(&addr, 1, Duration::from_secs(120));
+    let third = start_matcher_with(&addr, 3_000, &kafka_semantics);
+    std::thread::sleep(Duration::from_secs(3));
+    let before = committed(&addr);
+    wait_committed(&addr, before + 1, Duration::from_secs(60));
+    signal(&first.0, "-KILL");
+    drop(first);
+    let killed_at = committed(&addr);
+    eprintln!("killed one of three matchers at {killed_at} committed");
+    let mut producer = producer;
+    assert!(producer.0.wait().expect("producer exits").success());
+    wait_all_consumed(&addr, Duration::from_secs(180));
+    let (a, b) = (stop_matcher(second), stop_matcher(third));
+    assert!(
+        a["records_in"].as_u64() > Some(0) && b["records_in"].as_u64() > Some(0),
+        "both survivors worked: {a} {b}"
+    );
+    verify(&addr);
+}
+
+/// `topics apply` reports a topic whose configs differ from topics.yaml (DescribeConfigs) and
+/// fails, and leaves the topic as it is.
+#[test]
+fn topics_apply_reports_config_drift() {
+    if !kafka_only("topics_apply_reports_config_drift") {
+        return;
+    }
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let _serial = serial();
+    let (_broker, addr) = start_broker();
+    let admin: AdminClient<DefaultClientContext> =
+        KafkaConfig::new(&addr).admin().create().unwrap();
+    let orders = NewTopic::new("orders", PARTITIONS, TopicReplication::Fixed(1))
+        .set("retention.ms", "86400000")
+        .set("cleanup.policy", "delete");
+    let created = block_on(admin.create_topics([&orders], &AdminOptions::new())).unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let out = bin()
+        .args(["topics", "apply", "--bootstrap-servers", &addr])
+        .output()
+        .expect("tradestream runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "drift must fail apply: {stdout}");
+    assert!(
+        stdout.contains("drift: topic orders: retention.ms is 86400000, declared 604800000"),
+        "{stdout}"
+    );
+    // Every other topic was created and matches.
+    assert_eq!(stdout.matches("drift:").count(), 1, "{stdout}");
+}
+
+/// Runs an admin future to completion (they complete on librdkafka's thread).
+fn block_on<F: Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "admin request timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

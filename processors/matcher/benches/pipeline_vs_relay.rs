@@ -157,13 +157,18 @@ fn main() {
     out.co_partition = None;
     specs.push(out);
 
-    let addr = tradestream_broker::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).expect("broker");
-    let kafka = KafkaConfig::new(addr.to_string());
+    // TRADESTREAM_TEST_BROKER=kafka runs it on a private Apache Kafka node instead.
+    let (_node, addr, broker) = tradestream_testkit::bench_broker(|| {
+        tradestream_broker::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("broker")
+            .to_string()
+    });
+    let kafka = KafkaConfig::new(addr.clone());
     tradestream_runtime::topics::apply(&TopicLayout::new(specs), &kafka).expect("topics");
     let produced = Instant::now();
     produce(&kafka, &instruments, n);
     println!(
-        "pipeline_vs_relay: {n} orders produced in {:.1}s to the embedded broker on {addr}",
+        "pipeline_vs_relay: {n} orders produced in {:.1}s to the {broker} broker on {addr}",
         produced.elapsed().as_secs_f64()
     );
 
@@ -183,6 +188,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
+            "broker": broker,
             "relay_records_per_s": relay_rps.round(),
             "matcher_records_per_s": matcher_rps.round(),
             "matcher_orders_per_s": matcher_ops.round(),

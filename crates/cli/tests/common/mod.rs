@@ -1,4 +1,7 @@
 //! What the broker tests share: the binary, child processes, the broker, reading topics.
+//!
+//! Each test starts its own broker: the embedded one (`tradestream broker`) by default, or a
+//! private Apache Kafka node when `TRADESTREAM_TEST_BROKER=kafka` (see `tradestream-testkit`).
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::BTreeMap;
@@ -11,6 +14,7 @@ use rdkafka::message::{Headers, Message};
 use serde_json::Value;
 use tradestream_runtime::KafkaConfig;
 use tradestream_runtime::partition::PartitionReader;
+use tradestream_testkit::{KafkaNode, TestBroker};
 
 pub const PARTITIONS: i32 = 6;
 
@@ -42,15 +46,58 @@ impl Drop for Proc {
 }
 
 pub fn signal(child: &Child, sig: &str) {
+    signal_pid(child.id(), sig);
+}
+
+pub fn signal_pid(pid: u32, sig: &str) {
     let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
+        .args([sig, &pid.to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success(), "kill {sig} failed");
 }
 
+/// The broker of one test, stopped when dropped.
+pub enum Broker {
+    /// `tradestream broker` (tansu, in memory) as a child process.
+    Embedded(Proc),
+    /// A private Apache Kafka node.
+    Kafka(KafkaNode),
+}
+
+impl Broker {
+    /// The broker's process id (to pause it).
+    pub fn pid(&self) -> u32 {
+        match self {
+            Broker::Embedded(p) => p.0.id(),
+            Broker::Kafka(k) => k.pid(),
+        }
+    }
+}
+
+/// Which broker the tests run on (`TRADESTREAM_TEST_BROKER`).
+pub fn kind() -> TestBroker {
+    TestBroker::from_env()
+}
+
+/// The test's own broker on a free loopback port, and its address once it serves requests.
+pub fn start_broker() -> (Broker, String) {
+    match kind() {
+        TestBroker::Embedded => {
+            let (proc, addr) = start_embedded();
+            (Broker::Embedded(proc), addr)
+        }
+        TestBroker::Kafka => {
+            let node = KafkaNode::start();
+            let addr = node.addr().to_owned();
+            eprintln!("Apache Kafka node at {addr}");
+            (Broker::Kafka(node), addr)
+        }
+    }
+}
+
 /// `tradestream broker` on a free port; returns it and its address once it accepts connections.
-pub fn start_broker() -> (Proc, String) {
+fn start_embedded() -> (Proc, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -74,7 +121,7 @@ pub fn start_broker() -> (Proc, String) {
 
 /// A broker with the topics of topics.yaml and `count` generated orders (`produce orders`
 /// with `seed` and any `extra` arguments) already acknowledged.
-pub fn broker_with_orders(count: u64, seed: u64, extra: &[&str]) -> (Proc, String) {
+pub fn broker_with_orders(count: u64, seed: u64, extra: &[&str]) -> (Broker, String) {
     let (broker, addr) = start_broker();
     run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
     let (count, seed) = (count.to_string(), seed.to_string());
@@ -130,8 +177,9 @@ pub fn start_matcher_with(addr: &str, snapshot_every: u64, extra: &[&str]) -> Pr
     start_worker("matcher", addr, &args)
 }
 
-/// Starts `tradestream run <worker>` (small batches, re-joining when idle); its log goes to a
-/// numbered file under the test's temporary directory.
+/// Starts `tradestream run <worker>` (small batches; the broker's quirks detected, so it re-joins
+/// when idle on the embedded broker only); its log goes to a numbered file under the test's
+/// temporary directory.
 pub fn start_worker(worker: &str, addr: &str, extra: &[&str]) -> Proc {
     static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -147,8 +195,6 @@ pub fn start_worker(worker: &str, addr: &str, extra: &[&str]) -> Proc {
         addr,
         "--max-batch",
         "500",
-        "--rejoin-when-idle-ms",
-        "15000",
     ]);
     cmd.args(extra);
     // TRADESTREAM_TEST_KAFKA_DEBUG=cgrp,… adds librdkafka debug contexts to the worker logs.
@@ -272,6 +318,81 @@ pub fn wait_committed(addr: &str, at_least: u64, timeout: Duration) -> u64 {
         assert!(
             Instant::now() < deadline,
             "matcher did not catch up: committed {now}, waiting for {at_least}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Whether a test that only Apache Kafka can run should run: yes on `TRADESTREAM_TEST_BROKER=kafka`.
+/// On the embedded broker it is skipped, loudly; under `CI=true` with no broker chosen at all it
+/// fails, so CI cannot pass without having run it somewhere.
+pub fn kafka_only(test: &str) -> bool {
+    if kind() == TestBroker::Kafka {
+        return true;
+    }
+    assert!(
+        !tradestream_testkit::in_ci() || TestBroker::chosen(),
+        "{test} needs Apache Kafka: under CI=true set TRADESTREAM_TEST_BROKER (see .ci/run)"
+    );
+    tradestream_testkit::skipped(
+        &format!("{test}: needs Apache Kafka"),
+        "TRADESTREAM_TEST_BROKER=kafka cargo test -p tradestream --test pipeline (Java 17 and Maven)",
+    );
+    false
+}
+
+/// The input offset the matcher group has committed, per orders partition (-1: none).
+pub fn committed_by_partition(addr: &str) -> BTreeMap<i32, i64> {
+    use rdkafka::consumer::Consumer;
+    let probe: rdkafka::consumer::BaseConsumer = KafkaConfig::new(addr)
+        .group_consumer("tradestream-matcher")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("orders", p);
+    }
+    let committed = probe
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    (0..PARTITIONS)
+        .map(|p| {
+            let at = committed
+                .find_partition("orders", p)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(-1);
+            (p, at)
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the matcher group has committed, in every orders partition, past the
+/// last record a `read_committed` reader sees there. On Apache Kafka a partition's high
+/// watermark may lie beyond it (transaction markers), so the watermark is no target.
+pub fn wait_all_consumed(addr: &str, timeout: Duration) {
+    let reader = PartitionReader::new(&KafkaConfig::new(addr), Duration::from_secs(60)).unwrap();
+    let want: BTreeMap<i32, i64> = (0..PARTITIONS)
+        .map(|p| {
+            (
+                p,
+                read_all(&reader, "orders", p)
+                    .last()
+                    .map_or(-1, |r| r.0 + 1),
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = committed_by_partition(addr);
+        if want
+            .iter()
+            .all(|(p, w)| *w < 0 || now.get(p).is_some_and(|c| c >= w))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "matcher did not consume every order within {timeout:?}: committed {now:?}, want {want:?}"
         );
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -1,0 +1,237 @@
+//! # tradestream-testkit
+//!
+//! What the test suites and benches share about the servers they run on.
+//!
+//! ## Layout
+//! - [`TestBroker`]: which broker a suite runs on, from `TRADESTREAM_TEST_BROKER` (`embedded`, the
+//!   default, or `kafka`).
+//! - [`KafkaNode`]: one private Apache Kafka broker (KRaft, one node) started as a child process
+//!   on free loopback ports through `deploy/local/services kafka-node`, stopped and deleted on drop.
+//!   Every test that runs on Apache Kafka starts its own, so tests never share topics or groups.
+//! - [`service`]: a service named by an environment variable (`SCYLLA_URI`,
+//!   `TRADESTREAM_TEST_REGISTRY`): under `CI=true` a missing one fails the suite; elsewhere the
+//!   suite says loudly that it was skipped and how to run it.
+
+use std::io::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// The broker a suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBroker {
+    /// The embedded broker (tansu, in memory): needs nothing installed.
+    Embedded,
+    /// Apache Kafka from the services script's jars (Java 17 and Maven).
+    Kafka,
+}
+
+impl TestBroker {
+    /// `TRADESTREAM_TEST_BROKER`: unset or `embedded`, or `kafka`.
+    ///
+    /// # Panics
+    /// On any other value: a typo must not quietly test the wrong broker.
+    pub fn from_env() -> TestBroker {
+        match std::env::var("TRADESTREAM_TEST_BROKER").as_deref() {
+            Err(_) | Ok("" | "embedded") => TestBroker::Embedded,
+            Ok("kafka") => TestBroker::Kafka,
+            Ok(other) => {
+                panic!("TRADESTREAM_TEST_BROKER={other:?}: expected `embedded` or `kafka`")
+            }
+        }
+    }
+
+    /// Whether `TRADESTREAM_TEST_BROKER` chose a broker explicitly.
+    pub fn chosen() -> bool {
+        std::env::var("TRADESTREAM_TEST_BROKER").is_ok_and(|v| !v.is_empty())
+    }
+}
+
+/// Whether the suite runs under CI (`CI=true`), where a missing service is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Says once per process, past the test harness's output capture, that `what` was skipped.
+pub fn skipped(what: &str, how: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {what}.\n*** To run it: {how}\n"
+    );
+}
+
+/// The value of the environment variable `var` naming a service the suite needs.
+///
+/// Returns `None` (after saying loudly that the suite was skipped) when it is unset outside CI.
+///
+/// # Panics
+/// Under `CI=true` when it is unset: there a suite never passes by skipping.
+pub fn service(var: &str, suite: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                !in_ci(),
+                "{suite} needs {var} under CI=true (start the services: deploy/local/services up)"
+            );
+            skipped(
+                &format!("{suite} ({var} is not set)"),
+                "deploy/local/services up && . ~/.cache/tradestream/run/env && cargo test --workspace",
+            );
+            None
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; a race with other processes is possible but
+/// harmless in practice on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// One private Apache Kafka broker (KRaft, broker and controller in one JVM) on loopback.
+#[derive(Debug)]
+pub struct KafkaNode {
+    child: Child,
+    dir: PathBuf,
+    addr: String,
+}
+
+/// How long a cold node may take to be ready (JVM start, storage format, controller election;
+/// slow on a busy 2-core machine).
+const KAFKA_READY: Duration = Duration::from_secs(180);
+
+impl KafkaNode {
+    /// Starts a node under a fresh directory in the system temp dir and waits (bounded) until it
+    /// answers metadata requests.
+    ///
+    /// # Panics
+    /// If it does not start: the message names its log.
+    pub fn start() -> KafkaNode {
+        let (port, controller) = (free_port(), free_port());
+        let dir =
+            std::env::temp_dir().join(format!("tradestream-kafka-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("kafka node directory");
+        let log = std::fs::File::create(dir.join("console.log")).expect("kafka console log");
+        let child = Command::new("bash")
+            .arg(repo_root().join("deploy/local/services"))
+            .args(["kafka-node", &dir.display().to_string()])
+            .args([port.to_string(), controller.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("run deploy/local/services kafka-node (bash)");
+        let mut node = KafkaNode {
+            child,
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + KAFKA_READY;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "Apache Kafka exited at start ({status}):\n{}",
+                    self.log_tail()
+                );
+            }
+            if TcpStream::connect(&self.addr).is_ok() && answers_metadata(&self.addr) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Apache Kafka was not ready within {KAFKA_READY:?}:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// `host:port` of the broker.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The JVM's process id (the script execs java), e.g. to SIGSTOP the broker.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the node's console log and of its server log.
+    pub fn log_tail(&self) -> String {
+        ["console.log", "logs/server.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                format!(
+                    "--- {name}\n{}",
+                    lines[lines.len().saturating_sub(30)..].join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for KafkaNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "Apache Kafka node kept for inspection at {}",
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Whether a broker at `addr` answers a metadata request with at least one broker.
+fn answers_metadata(addr: &str) -> bool {
+    let Ok(consumer) = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("log_level", "0")
+        .create::<BaseConsumer>()
+    else {
+        return false;
+    };
+    consumer
+        .fetch_metadata(None, Duration::from_secs(2))
+        .is_ok_and(|m| !m.brokers().is_empty())
+}
+
+/// The broker a bench runs on: the embedded one (started by `embedded`, which returns its
+/// address) or, with `TRADESTREAM_TEST_BROKER=kafka`, a private Apache Kafka node. Returns the
+/// node to keep alive, the address, and the broker's name for the bench's report.
+pub fn bench_broker(
+    embedded: impl FnOnce() -> String,
+) -> (Option<KafkaNode>, String, &'static str) {
+    match TestBroker::from_env() {
+        TestBroker::Embedded => (None, embedded(), "embedded"),
+        TestBroker::Kafka => {
+            let node = KafkaNode::start();
+            let addr = node.addr().to_owned();
+            (Some(node), addr, "apache-kafka")
+        }
+    }
+}

@@ -433,7 +433,7 @@ fn transactional_orders_only_committed_ones_are_matched() {
     if !kafka_only("transactional_orders_only_committed_ones_are_matched") {
         return;
     }
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let _serial = serial();
     let (_broker, addr) = start_broker();
     run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
@@ -446,7 +446,8 @@ fn transactional_orders_only_committed_ones_are_matched() {
             ..Default::default()
         },
     );
-    let producer: BaseProducer = KafkaConfig::new(&addr)
+    // Threaded: delivery reports are served in the background, as abort_transaction needs.
+    let producer: ThreadedProducer<DefaultProducerContext> = KafkaConfig::new(&addr)
         .producer()
         .set("transactional.id", "tradestream-test-orders")
         .create()
@@ -462,13 +463,14 @@ fn transactional_orders_only_committed_ones_are_matched() {
                 .send(BaseRecord::to("orders").key(&key).payload(&line))
                 .map_err(|(e, _)| e)
                 .unwrap();
-            producer.poll(Duration::ZERO);
         }
         // The last round commits, so every partition ends with committed orders.
         if round % 2 == 0 || round == 39 {
             producer.commit_transaction(timeout).unwrap();
             kept += 250;
         } else {
+            // Written first, so the aborted records really are in the log for readers to skip.
+            producer.flush(timeout).unwrap();
             producer.abort_transaction(timeout).unwrap();
             dropped += 250;
         }

@@ -194,3 +194,26 @@ fn cleanup_policies_compare_as_sets_and_other_configs_as_values() {
     assert!(!same_config("retention.ms", Some("86400000"), "604800000"));
     assert!(!same_config("retention.ms", None, "604800000"));
 }
+
+#[test]
+fn commits_refused_for_lost_membership_are_not_fatal_and_others_are() {
+    use crate::worker::lost_membership;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    for code in [
+        RDKafkaErrorCode::UnknownMemberId,
+        RDKafkaErrorCode::IllegalGeneration,
+        RDKafkaErrorCode::RebalanceInProgress,
+    ] {
+        assert!(lost_membership(&KafkaError::ConsumerCommit(code)), "{code}");
+    }
+    for code in [
+        RDKafkaErrorCode::OffsetOutOfRange,
+        RDKafkaErrorCode::TopicAuthorizationFailed,
+    ] {
+        assert!(
+            !lost_membership(&KafkaError::ConsumerCommit(code)),
+            "{code}"
+        );
+    }
+    assert!(!lost_membership(&KafkaError::Canceled));
+}

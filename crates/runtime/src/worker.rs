@@ -583,7 +583,22 @@ impl<W: Worker> Core<W> {
             tpl.add_partition_offset(&pos.topic, pos.partition, Offset::Offset(pos.next_offset))?;
         }
         if tpl.count() > 0 {
-            consumer.commit(&tpl, CommitMode::Sync)?;
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => {}
+                Err(e) if lost_membership(&e) => {
+                    // The group moved on without this member (its session expired, or a
+                    // rebalance began). Everything up to here is acknowledged and checkpointed;
+                    // the next owner resumes from the last accepted commit and its outputs are
+                    // deduplicated by seq. The rebalance callback takes the partitions away.
+                    tracing::warn!(
+                        worker = %self.name,
+                        error = %e,
+                        "commit refused: this member lost its partitions in a rebalance"
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         self.metrics.committed(now_ms());
         Ok(())
@@ -650,6 +665,25 @@ impl<W: Worker> Core<W> {
             self.failure.get_or_insert(e.into());
         }
     }
+}
+
+/// Whether a commit failed because this member no longer owns its partitions: normal on Apache
+/// Kafka when a session expires (e.g. a long pause) or a rebalance is under way, never fatal.
+pub(crate) fn lost_membership(e: &KafkaError) -> bool {
+    let code = match e {
+        KafkaError::ConsumerCommit(code) => *code,
+        _ => return false,
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::FencedInstanceId
+            | RDKafkaErrorCode::StaleMemberEpoch
+            | RDKafkaErrorCode::AssignmentLost
+            | RDKafkaErrorCode::State
+    )
 }
 
 fn now_ms() -> i64 {

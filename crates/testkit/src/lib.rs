@@ -235,3 +235,21 @@ pub fn bench_broker(
         }
     }
 }
+
+/// The path of `program` on `PATH` if it is there; else as [`service`] does for a variable:
+/// `None` with a loud skip outside CI, a failure under `CI=true`.
+pub fn service_command(program: &str, suite: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(!in_ci(), "{suite} needs `{program}` on PATH under CI=true");
+        skipped(
+            &format!("{suite} (`{program}` is not installed)"),
+            &format!("install {program} and run cargo test again"),
+        );
+    }
+    found
+}

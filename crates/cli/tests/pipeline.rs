@@ -3,7 +3,6 @@
 //! the engine run offline over what the orders topic holds.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -282,26 +281,7 @@ fn crashes_lose_nothing_and_duplicate_nothing() {
     let (_broker, addr) = start_broker();
     run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
     // Orders arrive while the matcher is killed and restarted.
-    let producer = bin()
-        .args([
-            "produce",
-            "orders",
-            "--bootstrap-servers",
-            &addr,
-            "--count",
-            &ORDERS.to_string(),
-            "--seed",
-            "2",
-            "--rate",
-            "1500",
-            "--poison-per-mille",
-            "5",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start producer");
-    let producer = Proc(producer);
+    let producer = spawn_producer(&addr, ORDERS, 2, 1_500, &["--poison-per-mille", "5"]);
     // A graceful stop and restart first, once the matcher has made progress.
     let matcher = start_matcher(&addr, SNAPSHOT_EVERY);
     wait_committed(&addr, 1, Duration::from_secs(120));
@@ -342,25 +322,7 @@ fn a_paused_broker_delays_but_loses_nothing() {
     let _serial = serial();
     let (broker, addr) = start_broker();
     run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    let producer = Proc(
-        bin()
-            .args([
-                "produce",
-                "orders",
-                "--bootstrap-servers",
-                &addr,
-                "--count",
-                "20000",
-                "--seed",
-                "3",
-                "--rate",
-                "2000",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start producer"),
-    );
+    let producer = spawn_producer(&addr, 20_000, 3, 2_000, &[]);
     let matcher = start_matcher(&addr, 2_000);
     let before = wait_committed(&addr, 1, Duration::from_secs(120));
     // The broker stops answering while both clients are mid-flight. On Apache Kafka the pause
@@ -520,25 +482,7 @@ fn members_join_and_die_and_the_group_moves_their_partitions() {
     let _serial = serial();
     let (_broker, addr) = start_broker();
     run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    let producer = Proc(
-        bin()
-            .args([
-                "produce",
-                "orders",
-                "--bootstrap-servers",
-                &addr,
-                "--count",
-                "60000",
-                "--seed",
-                "4",
-                "--rate",
-                "3000",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start producer"),
-    );
+    let producer = spawn_producer(&addr, 60_000, 4, 3_000, &[]);
     let kafka_semantics = ["--broker-quirks", "none"];
     let first = start_matcher_with(&addr, 3_000, &kafka_semantics);
     let second = start_matcher_with(&addr, 3_000, &kafka_semantics);

@@ -16,25 +16,6 @@ mod common;
 
 use common::*;
 
-/// `n` generated order lines with their keys (symbols).
-fn orders(n: usize, seed: u64) -> Vec<(String, String)> {
-    let instruments =
-        tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
-    let mut flow = tradestream_loadgen::OrderFlow::new(
-        instruments.iter(),
-        &tradestream_loadgen::FlowConfig {
-            seed,
-            ..Default::default()
-        },
-    );
-    (0..n)
-        .map(|_| {
-            let (line, key, _) = flow.next_line();
-            (key, line)
-        })
-        .collect()
-}
-
 /// Runs the matcher over what is on `orders` and returns the number of `executions` records.
 fn match_all(addr: &str, n: u64) -> usize {
     let matcher = start_matcher(addr, 1_000);
@@ -82,9 +63,8 @@ fn java_console_tools_produce_orders_and_read_outputs() {
         return;
     }
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    let lines: String = orders(200, 21)
+    let (_broker, addr) = broker_with_topics();
+    let lines: String = order_lines(200, 21)
         .iter()
         .map(|(k, v)| format!("{k}|{v}\n"))
         .collect();
@@ -132,9 +112,8 @@ fn confluent_kafka_for_python_produces_orders_and_reads_outputs() {
         return;
     };
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    let lines: String = orders(200, 22)
+    let (_broker, addr) = broker_with_topics();
+    let lines: String = order_lines(200, 22)
         .iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect();
@@ -208,8 +187,7 @@ fn kcat_lists_produces_and_reads_on_apache_kafka() {
         return;
     }
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let (_broker, addr) = broker_with_topics();
     let out = Command::new("kcat")
         .args(["-L", "-b", &addr, "-t", "orders"])
         .output()
@@ -219,7 +197,7 @@ fn kcat_lists_produces_and_reads_on_apache_kafka() {
         out.status.success() && listing.contains("6 partitions"),
         "{listing}"
     );
-    let lines: String = orders(100, 23)
+    let lines: String = order_lines(100, 23)
         .iter()
         .map(|(k, v)| format!("{k}|{v}\n"))
         .collect();

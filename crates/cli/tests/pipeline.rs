@@ -278,8 +278,7 @@ fn crashes_lose_nothing_and_duplicate_nothing() {
     let _serial = serial();
     const ORDERS: u64 = 100_000;
     const SNAPSHOT_EVERY: u64 = 3_000;
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let (_broker, addr) = broker_with_topics();
     // Orders arrive while the matcher is killed and restarted.
     let producer = spawn_producer(&addr, ORDERS, 2, 1_500, &["--poison-per-mille", "5"]);
     // A graceful stop and restart first, once the matcher has made progress.
@@ -320,8 +319,7 @@ fn crashes_lose_nothing_and_duplicate_nothing() {
 #[test]
 fn a_paused_broker_delays_but_loses_nothing() {
     let _serial = serial();
-    let (broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let (broker, addr) = broker_with_topics();
     let producer = spawn_producer(&addr, 20_000, 3, 2_000, &[]);
     let matcher = start_matcher(&addr, 2_000);
     let before = wait_committed(&addr, 1, Duration::from_secs(120));
@@ -397,17 +395,8 @@ fn transactional_orders_only_committed_ones_are_matched() {
     }
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
-    let instruments =
-        tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
-    let mut flow = tradestream_loadgen::OrderFlow::new(
-        instruments.iter(),
-        &tradestream_loadgen::FlowConfig {
-            seed: 9,
-            ..Default::default()
-        },
-    );
+    let (_broker, addr) = broker_with_topics();
+    let mut flow = order_lines(40 * 250, 9).into_iter();
     // Threaded: delivery reports are served in the background, as abort_transaction needs.
     let producer: ThreadedProducer<DefaultProducerContext> = KafkaConfig::new(&addr)
         .producer()
@@ -420,7 +409,7 @@ fn transactional_orders_only_committed_ones_are_matched() {
     for round in 0..40 {
         producer.begin_transaction().unwrap();
         for _ in 0..250 {
-            let (line, key, _) = flow.next_line();
+            let (key, line) = flow.next().unwrap();
             producer
                 .send(BaseRecord::to("orders").key(&key).payload(&line))
                 .map_err(|(e, _)| e)
@@ -480,8 +469,7 @@ fn members_join_and_die_and_the_group_moves_their_partitions() {
         return;
     }
     let _serial = serial();
-    let (_broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let (_broker, addr) = broker_with_topics();
     let producer = spawn_producer(&addr, 60_000, 4, 3_000, &[]);
     let kafka_semantics = ["--broker-quirks", "none"];
     let first = start_matcher_with(&addr, 3_000, &kafka_semantics);

@@ -67,23 +67,7 @@ mod tests {
 
     #[test]
     fn avro_records_decode_into_json_with_either_framing() {
-        let d = |s: &str| s.parse::<tradestream_engine::Decimal>().unwrap();
-        let c = crate::records::CandleRecord {
-            symbol: "BTC-USD".into(),
-            interval: "1m".into(),
-            bucket_start_ms: 1_732_900_020_000,
-            open: d("60000.00"),
-            high: d("60010.50"),
-            low: d("59990.25"),
-            close: d("60005.00"),
-            volume: d("1.750"),
-            turnover: d("105008.68750"),
-            vwap: d("60004.964285"),
-            trade_count: 3,
-            closed: true,
-            source_partition: 2,
-            seq: 41,
-        };
+        let c = crate::records::tests::candle();
         let decoder = Decoder::new(CANDLE).unwrap();
         for framing in [Framing::SingleObject, Framing::Confluent { schema_id: 7 }] {
             let bytes = crate::records::encode_candle(&c, framing).unwrap();

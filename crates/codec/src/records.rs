@@ -373,4 +373,4 @@ pub fn decode_notification(bytes: &[u8]) -> Result<NotificationRecord, AvroError
 
 #[cfg(test)]
 #[path = "records_tests.rs"]
-mod tests;
+pub(crate) mod tests;

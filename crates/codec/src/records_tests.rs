@@ -13,7 +13,7 @@ fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-fn candle() -> CandleRecord {
+pub(crate) fn candle() -> CandleRecord {
     CandleRecord {
         symbol: "BTC-USD".into(),
         interval: "1m".into(),

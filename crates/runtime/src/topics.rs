@@ -91,14 +91,11 @@ fn replication_drift(
         let Some(actual) = md.topics().iter().find(|a| a.name() == t.name) else {
             continue;
         };
-        let replicas: Vec<usize> = actual
+        if let Some(r) = actual
             .partitions()
             .iter()
             .map(|p| p.replicas().len())
-            .collect();
-        if let Some(r) = replicas
-            .iter()
-            .find(|r| i32::try_from(**r).ok() != Some(t.replication_factor))
+            .find(|r| i32::try_from(*r).ok() != Some(t.replication_factor))
         {
             drift.push(format!(
                 "topic {}: replication factor is {r}, declared {}",

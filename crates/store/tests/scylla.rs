@@ -10,19 +10,17 @@ use tradestream_store::scylla::ScyllaStore;
 use tradestream_store::{Store, StoreUri};
 
 fn with_store(case: &str, body: fn(&mut dyn Store)) {
-    // Under CI=true a missing cluster fails the suite; elsewhere it is skipped, loudly, once.
-    static NOTICE: Once = Once::new();
-    let mut uri = std::env::var("SCYLLA_URI").ok().filter(|u| !u.is_empty());
-    if uri.is_none() {
+    let Some(uri) = std::env::var("SCYLLA_URI").ok().filter(|u| !u.is_empty()) else {
+        // Under CI=true a missing cluster fails every case; elsewhere the suite is skipped,
+        // said loudly once.
+        static NOTICE: Once = Once::new();
         NOTICE.call_once(|| {
-            uri = tradestream_testkit::service("SCYLLA_URI", "the Scylla/Cassandra store suite");
+            tradestream_testkit::service("SCYLLA_URI", "the Scylla/Cassandra store suite");
         });
         assert!(
             !tradestream_testkit::in_ci(),
             "the Scylla/Cassandra store suite needs SCYLLA_URI under CI=true"
         );
-    }
-    let Some(uri) = uri else {
         return;
     };
     let StoreUri::Scylla { nodes, keyspace } = uri.parse().unwrap() else {

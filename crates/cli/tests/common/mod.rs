@@ -119,11 +119,36 @@ fn start_embedded() -> (Proc, String) {
     (proc, addr)
 }
 
+/// The test's own broker with the topics of topics.yaml.
+pub fn broker_with_topics() -> (Broker, String) {
+    let (broker, addr) = start_broker();
+    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    (broker, addr)
+}
+
+/// `n` generated order commands as (key, JSON line), the flow `produce orders --seed` writes.
+pub fn order_lines(n: usize, seed: u64) -> Vec<(String, String)> {
+    let instruments =
+        tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
+    let mut flow = tradestream_loadgen::OrderFlow::new(
+        instruments.iter(),
+        &tradestream_loadgen::FlowConfig {
+            seed,
+            ..Default::default()
+        },
+    );
+    (0..n)
+        .map(|_| {
+            let (line, key, _) = flow.next_line();
+            (key, line)
+        })
+        .collect()
+}
+
 /// A broker with the topics of topics.yaml and `count` generated orders (`produce orders`
 /// with `seed` and any `extra` arguments) already acknowledged.
 pub fn broker_with_orders(count: u64, seed: u64, extra: &[&str]) -> (Broker, String) {
-    let (broker, addr) = start_broker();
-    run_ok(&["topics", "apply", "--bootstrap-servers", &addr]);
+    let (broker, addr) = broker_with_topics();
     let (count, seed) = (count.to_string(), seed.to_string());
     let mut args = vec![
         "produce",

@@ -487,9 +487,14 @@ fn members_join_and_die_and_the_group_moves_their_partitions() {
     assert!(producer.0.wait().expect("producer exits").success());
     wait_all_consumed(&addr, Duration::from_secs(180));
     let (a, b) = (stop_matcher(second), stop_matcher(third));
+    // Every order not yet committed when the member died was processed by a survivor. (Which
+    // survivor is up to the assignor: with few symbols some partitions stay empty, so one
+    // member may legitimately hold only those.)
+    let survivors = a["records_in"].as_u64().unwrap() + b["records_in"].as_u64().unwrap();
     assert!(
-        a["records_in"].as_u64() > Some(0) && b["records_in"].as_u64() > Some(0),
-        "both survivors worked: {a} {b}"
+        survivors >= 60_000 - killed_at,
+        "survivors processed {survivors} orders, {} were left at the kill: {a} {b}",
+        60_000 - killed_at
     );
     verify(&addr);
 }

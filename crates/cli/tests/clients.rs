@@ -120,7 +120,7 @@ fn confluent_kafka_for_python_produces_orders_and_reads_outputs() {
     let produce = r#"
 import sys
 from confluent_kafka import Producer
-p = Producer({"bootstrap.servers": sys.argv[1], "enable.idempotence": True})
+p = Producer({"bootstrap.servers": sys.argv[1], "enable.idempotence": True, "partitioner": "murmur2_random"})
 failed = []
 for line in sys.stdin:
     key, value = line.rstrip("\n").split("\t", 1)
@@ -202,7 +202,7 @@ fn kcat_lists_produces_and_reads_on_apache_kafka() {
         .map(|(k, v)| format!("{k}|{v}\n"))
         .collect();
     let mut produce = Command::new("kcat");
-    produce.args(["-P", "-b", &addr, "-t", "orders", "-K", "|"]);
+    produce.args(["-P", "-b", &addr, "-t", "orders", "-K", "|", "-X", "partitioner=murmur2_random"]);
     let out = run_with_input(produce, &lines);
     assert!(
         out.status.success(),

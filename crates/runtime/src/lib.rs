@@ -4,8 +4,10 @@
 //!
 //! ## Layout
 //! - [`client`]: librdkafka settings: bootstrap servers, typed settings, pass-through overrides.
+//! - [`guarantee`]: effectively-once (any broker) or exactly-once (Kafka transactions).
 //! - [`headers`]: provenance headers (source partition, source offset, seq, worker) and their parsing.
 //! - [`dead_letter`]: dead-letter records with headers naming the error and its source.
+//! - [`partitioner`]: the Java client's murmur2 key partitioner, which every producer uses.
 //! - [`partition`]: reading one partition between two offsets (restore, dedup, verification).
 //! - [`quirks`]: what the embedded broker needs worked around, detected by its cluster id.
 //! - [`shutdown`]: a cloneable stop flag set by SIGINT/SIGTERM or by the caller.
@@ -16,9 +18,11 @@
 
 pub mod client;
 pub mod dead_letter;
+pub mod guarantee;
 pub mod headers;
 pub mod metrics;
 pub mod partition;
+pub mod partitioner;
 pub mod quirks;
 pub mod registry;
 pub mod shutdown;
@@ -26,6 +30,7 @@ pub mod topics;
 pub mod worker;
 
 pub use client::KafkaConfig;
+pub use guarantee::Guarantee;
 pub use quirks::BrokerQuirks;
 pub use shutdown::Shutdown;
 pub use worker::{Context, LoopConfig, Outcome, Position, Record, RunError, Worker, WorkerError};

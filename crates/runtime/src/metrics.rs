@@ -10,6 +10,7 @@
 //! | `tradestream_dead_letters_total` | counter | worker, class |
 //! | `tradestream_refetches_total` | counter | worker |
 //! | `tradestream_commits_total` | counter | worker |
+//! | `tradestream_transactions_aborted_total` | counter | worker (`exactly-once`: a transaction aborted and its input replayed) |
 //! | `tradestream_latency_seconds` | histogram | worker (record timestamp → outputs acknowledged and input committed) |
 //! | `tradestream_consumer_lag` | gauge | worker, topic, partition (from librdkafka statistics) |
 //!
@@ -31,6 +32,8 @@ pub const DEAD_LETTERS: &str = "tradestream_dead_letters_total";
 pub const REFETCHES: &str = "tradestream_refetches_total";
 /// Commits.
 pub const COMMITS: &str = "tradestream_commits_total";
+/// Transactions aborted (`exactly-once`).
+pub const TRANSACTIONS_ABORTED: &str = "tradestream_transactions_aborted_total";
 /// Latency, record timestamp → committed.
 pub const LATENCY: &str = "tradestream_latency_seconds";
 /// Consumer lag.
@@ -112,6 +115,16 @@ impl BatchMetrics {
             Some((_, n)) => *n += 1,
             None => self.dead_letters.push((class, 1)),
         }
+    }
+
+    /// The batch's transaction was aborted: its counts are dropped (its input is processed
+    /// again) and the abort is counted.
+    pub(crate) fn aborted(&mut self) {
+        self.received.clear();
+        self.timestamps.clear();
+        self.sent.clear();
+        self.dead_letters.clear();
+        counter!(TRANSACTIONS_ABORTED, "worker" => self.worker.clone()).increment(1);
     }
 
     pub(crate) fn refetch(&mut self) {

@@ -7,31 +7,85 @@ use crate::dead_letter::{self, Poison};
 use crate::headers::{self, Provenance};
 
 #[test]
-fn typed_settings_win_over_passthrough() {
+fn user_settings_replace_defaults_and_pinned_settings_are_enforced() {
     let mut cfg = KafkaConfig::new("127.0.0.1:9092");
-    cfg.passthrough.insert("acks".into(), "0".into());
     cfg.passthrough
-        .insert("enable.auto.commit".into(), "true".into());
+        .insert("max.poll.interval.ms".into(), "600000".into());
+    cfg.passthrough
+        .insert("message.max.bytes".into(), "4000000".into());
     cfg.passthrough.insert("client.id".into(), "mine".into());
     cfg.passthrough
         .insert("bootstrap.servers".into(), "elsewhere:9092".into());
+    cfg.validate().expect("nothing pinned is contradicted");
     let producer = cfg.producer();
+    assert_eq!(producer.get("message.max.bytes"), Some("4000000"), "user wins");
     assert_eq!(producer.get("acks"), Some("all"));
     assert_eq!(producer.get("enable.idempotence"), Some("true"));
-    assert_eq!(
-        producer.get("client.id"),
-        Some("mine"),
-        "others pass through"
-    );
+    assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+    assert_eq!(producer.get("client.id"), Some("mine"));
     assert_eq!(producer.get("bootstrap.servers"), Some("127.0.0.1:9092"));
     let consumer = cfg.group_consumer("g");
+    assert_eq!(consumer.get("max.poll.interval.ms"), Some("600000"), "user wins");
     assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+    assert_eq!(consumer.get("isolation.level"), Some("read_committed"));
     assert_eq!(
         consumer.get("partition.assignment.strategy"),
         Some("cooperative-sticky")
     );
     assert_eq!(consumer.get("group.id"), Some("g"));
     assert_eq!(cfg.reader().get("enable.partition.eof"), Some("true"));
+    let txn = cfg.transactional_producer("t-1");
+    assert_eq!(txn.get("transactional.id"), Some("t-1"));
+    assert_eq!(txn.get("transaction.timeout.ms"), Some("10000"));
+
+    // `-1` is another spelling of `all`; `0` contradicts it.
+    cfg.passthrough.insert("acks".into(), "-1".into());
+    cfg.validate().expect("acks=-1 is acks=all");
+    cfg.passthrough.insert("acks".into(), "0".into());
+    let err = cfg.validate().expect_err("acks=0 weakens durability");
+    assert!(err.to_string().contains("acks=0 conflicts with acks=all"), "{err}");
+    cfg.passthrough.remove("acks");
+    for (key, value) in [
+        ("enable.auto.commit", "true"),
+        ("partitioner", "consistent_random"),
+        ("isolation.level", "read_uncommitted"),
+    ] {
+        cfg.passthrough.insert(key.into(), value.into());
+        let err = cfg.validate().expect_err(key);
+        assert!(err.to_string().contains(key), "{err}");
+        cfg.passthrough.remove(key);
+    }
+}
+
+#[test]
+fn settings_come_from_a_properties_file_and_secrets_from_the_environment() {
+    let dir = std::env::temp_dir().join(format!("ts-props-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("client.properties");
+    std::fs::write(
+        &file,
+        "# SASL\nsecurity.protocol=SASL_SSL\n! also a comment\nsasl.username : alice\nsasl.password=s3cret=yes\n\n",
+    )
+    .unwrap();
+    let mut cfg = KafkaConfig::new("127.0.0.1:9092");
+    cfg.load_properties(&file).unwrap();
+    assert_eq!(cfg.passthrough["security.protocol"], "SASL_SSL");
+    assert_eq!(cfg.passthrough["sasl.username"], "alice");
+    assert_eq!(cfg.passthrough["sasl.password"], "s3cret=yes", "split at the first =");
+    std::fs::write(&file, "no separator here\n").unwrap();
+    let err = cfg.load_properties(&file).expect_err("malformed line");
+    assert!(err.to_string().contains("line 1"), "{err}");
+    let missing = cfg.load_properties(&dir.join("absent")).expect_err("no file");
+    assert!(missing.to_string().contains("absent"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        crate::client::secret_env_var("sasl.password"),
+        "TRADESTREAM_KAFKA_SASL_PASSWORD"
+    );
+    assert_eq!(
+        crate::client::secret_env_var("ssl.key.password"),
+        "TRADESTREAM_KAFKA_SSL_KEY_PASSWORD"
+    );
 }
 
 #[test]
@@ -60,7 +114,7 @@ fn dead_letter_headers_name_the_error_and_the_source() {
         class: "decode",
         message: "qty: invalid character in decimal".into(),
     };
-    let h = dead_letter::headers(&poison, "orders", 2, 77, "matcher");
+    let h = dead_letter::headers(&poison, "orders", 2, 77, "matcher", None);
     assert_eq!(headers::text(&h, dead_letter::ERROR_CLASS), Some("decode"));
     assert_eq!(
         headers::text(&h, dead_letter::ERROR_MESSAGE),
@@ -70,6 +124,23 @@ fn dead_letter_headers_name_the_error_and_the_source() {
     assert_eq!(headers::number(&h, headers::SOURCE_PARTITION), Some(2));
     assert_eq!(headers::number(&h, headers::SOURCE_OFFSET), Some(77));
     assert_eq!(headers::text(&h, headers::WORKER), Some("matcher"));
+    assert_eq!(headers::text(&h, dead_letter::PAYLOAD_TRUNCATED), None);
+}
+
+#[test]
+fn a_dead_letter_keeps_a_bounded_prefix_of_an_oversized_record() {
+    let big = vec![b'x'; 999_000];
+    let (kept, from) = dead_letter::bounded(&big, dead_letter::MAX_PAYLOAD);
+    assert_eq!(kept.len(), dead_letter::MAX_PAYLOAD);
+    assert_eq!(from, Some(999_000));
+    let (kept, from) = dead_letter::bounded(b"small", dead_letter::MAX_PAYLOAD);
+    assert_eq!((kept, from), (&b"small"[..], None));
+    // A long message is cut at a character boundary.
+    let poison = Poison::new("oversized", "é".repeat(dead_letter::MAX_TEXT));
+    let h = dead_letter::headers(&poison, "orders", 0, 1, "matcher", Some(999_000));
+    let message = headers::text(&h, dead_letter::ERROR_MESSAGE).expect("utf-8 message");
+    assert!(message.len() <= dead_letter::MAX_TEXT && !message.is_empty());
+    assert_eq!(headers::number(&h, dead_letter::PAYLOAD_TRUNCATED), Some(999_000));
 }
 
 #[test]

@@ -8,6 +8,10 @@
 //! - batches of at most `max_batch` records; after each batch it waits until every output is
 //!   acknowledged, lets the worker checkpoint (a store transaction holding its offsets), and only
 //!   then commits the input offsets;
+//! - under [`Guarantee::ExactlyOnce`] the producer is transactional instead: everything a batch
+//!   writes and its input offsets (with the group's metadata, so a fenced member cannot commit)
+//!   go in one transaction. A failed transaction is aborted and every assigned partition is
+//!   restored again from the last commit ([`Core::rewind`]);
 //! - rebalance callbacks run on the loop's thread inside `poll`: a revoked partition's batch is
 //!   flushed, checkpointed and committed before the partition is given up;
 //! - input offsets are gated: a record below the partition's next offset is skipped (replayed
@@ -31,7 +35,9 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::client::TRANSACTION_TIMEOUT;
 use crate::dead_letter::{self, Poison};
+use crate::guarantee::Guarantee;
 use crate::headers::Provenance;
 use crate::metrics::{self, BatchMetrics};
 use crate::partition::PartitionReader;
@@ -76,6 +82,12 @@ pub struct LoopConfig {
     pub rejoin_when_idle: Option<Duration>,
     /// Which broker's quirks to work around ([`BrokerQuirks::Auto`]: detected at start).
     pub quirks: BrokerQuirks,
+    /// Effectively-once (any broker) or exactly-once (Kafka transactions).
+    pub guarantee: Guarantee,
+    /// `transactional.id` under exactly-once (default: `<group>-<host>-<pid>`). A stable id
+    /// per instance (e.g. a StatefulSet pod name) lets a restarted instance abort its
+    /// predecessor's open transaction at once instead of after the transaction timeout.
+    pub transactional_id: Option<String>,
 }
 
 /// One input record.
@@ -174,7 +186,13 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        if let Err((e, _)) = result {
+        // Records purged by an abort were meant to be dropped: the loop replays their input.
+        if let Err((e, _)) = result
+            && !matches!(
+                e.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+            )
+        {
             self.failed.fetch_add(1, Ordering::SeqCst);
             if let Ok(mut last) = self.last_error.lock() {
                 *last = Some(e.to_string());
@@ -186,9 +204,55 @@ impl ProducerContext for DeliveryContext {
 /// The producer every worker writes through.
 pub type OutputProducer = ThreadedProducer<DeliveryContext>;
 
+/// The producer's transaction under exactly-once.
+#[derive(Debug, Default)]
+struct Txn {
+    /// Exactly-once: every write goes in a transaction.
+    enabled: bool,
+    /// A transaction is open.
+    open: bool,
+    /// A write failed inside the open transaction: it can only be aborted.
+    failed: Option<KafkaError>,
+    /// Transactions aborted so far.
+    aborted: u64,
+}
+
+impl Txn {
+    /// Opens a transaction if writes need one and none is open.
+    fn begin(&mut self, producer: &OutputProducer) -> Result<(), KafkaError> {
+        if self.enabled && !self.open {
+            producer.begin_transaction()?;
+            self.open = true;
+        }
+        Ok(())
+    }
+
+    /// Sends `record`, inside the transaction under exactly-once. There a failure dooms the
+    /// transaction rather than the worker: it is kept for the checkpoint, which aborts and
+    /// replays.
+    fn send(
+        &mut self,
+        producer: &OutputProducer,
+        record: BaseRecord<'_, [u8], [u8]>,
+    ) -> Result<(), KafkaError> {
+        if !self.enabled {
+            return send(producer, record);
+        }
+        if self.failed.is_some() {
+            return Ok(());
+        }
+        if let Err(e) = self.begin(producer).and_then(|()| send(producer, record)) {
+            tracing::warn!(error = %e, "write failed inside the transaction; it will be aborted");
+            self.failed = Some(e);
+        }
+        Ok(())
+    }
+}
+
 /// What a worker can do from its callbacks: produce, read partitions, dead-letter.
 pub struct Context<'a> {
     producer: &'a OutputProducer,
+    txn: &'a mut Txn,
     reader: &'a PartitionReader,
     dead_letters: &'a str,
     dlq_partitions: i32,
@@ -225,7 +289,7 @@ impl Context<'_> {
         if let Some(h) = headers {
             record = record.headers(h);
         }
-        send(self.producer, record)?;
+        self.txn.send(self.producer, record)?;
         self.metrics.sent(topic);
         Ok(())
     }
@@ -344,6 +408,9 @@ struct Assigned {
 struct Core<W: Worker> {
     worker: W,
     producer: OutputProducer,
+    /// The transaction state (exactly-once) and the id to re-create the producer with.
+    txn: Txn,
+    transactional_id: String,
     reader: PartitionReader,
     cfg: LoopConfig,
     name: String,
@@ -372,6 +439,7 @@ impl<W: Worker> Core<W> {
     fn parts(&mut self) -> (&mut W, Context<'_>) {
         let ctx = Context {
             producer: &self.producer,
+            txn: &mut self.txn,
             reader: &self.reader,
             dead_letters: &self.cfg.dead_letters,
             dlq_partitions: self.dlq_partitions,
@@ -535,30 +603,29 @@ impl<W: Worker> Core<W> {
             error = %poison.message,
             "record sent to dead letters"
         );
+        let (payload, truncated_from) = dead_letter::bounded(record.payload, dead_letter::MAX_PAYLOAD);
         let headers = dead_letter::headers(
             poison,
             record.topic,
             record.partition,
             record.offset,
             &self.name,
+            truncated_from,
         );
         let mut out = BaseRecord::<[u8], [u8]>::to(&self.cfg.dead_letters)
             .partition(record.partition % self.dlq_partitions)
-            .payload(record.payload)
+            .payload(payload)
             .headers(headers);
         if let Some(k) = record.key {
-            out = out.key(k);
+            out = out.key(dead_letter::bounded(k, dead_letter::MAX_TEXT).0);
         }
-        send(&self.producer, out)?;
+        self.txn.send(&self.producer, out)?;
         self.metrics.dead_letter(poison.class);
         Ok(())
     }
 
-    /// Waits until every output is acknowledged, lets the worker checkpoint, then commits.
-    fn checkpoint<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), RunError> {
+    /// The input partitions that moved since the last checkpoint.
+    fn take_positions(&mut self) -> Vec<Position> {
         let mut positions = Vec::new();
         for (topic, partitions) in &mut self.assigned {
             for (p, a) in partitions.iter_mut().filter(|(_, a)| a.dirty) {
@@ -569,6 +636,18 @@ impl<W: Worker> Core<W> {
                     next_offset: a.next_offset,
                 });
             }
+        }
+        positions
+    }
+
+    /// Waits until every output is acknowledged, lets the worker checkpoint, then commits.
+    fn checkpoint<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), RunError> {
+        let positions = self.take_positions();
+        if self.txn.enabled {
+            return self.commit_transaction(consumer, &positions);
         }
         if positions.is_empty() {
             return Ok(());
@@ -601,6 +680,138 @@ impl<W: Worker> Core<W> {
             }
         }
         self.metrics.committed(now_ms());
+        Ok(())
+    }
+
+    /// Exactly-once checkpoint: the worker's checkpoint, then the input offsets with the group's
+    /// metadata and the commit, in the open transaction. A transaction that cannot commit (this
+    /// member was fenced by a newer generation, the broker aborted it on timeout, a write
+    /// failed) is aborted, and every assigned partition is restored from the last commit.
+    fn commit_transaction<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        positions: &[Position],
+    ) -> Result<(), RunError> {
+        if positions.is_empty() && !self.txn.open && self.txn.failed.is_none() {
+            return Ok(());
+        }
+        if self.txn.failed.is_none() {
+            let (worker, mut ctx) = self.parts();
+            worker
+                .checkpoint(&mut ctx, positions)
+                .map_err(RunError::Worker)?;
+        }
+        match self.try_commit(consumer, positions) {
+            Ok(()) => {
+                self.metrics.committed(now_ms());
+                Ok(())
+            }
+            Err(e) => self.abort_and_rewind(consumer, &e),
+        }
+    }
+
+    fn try_commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        positions: &[Position],
+    ) -> Result<(), KafkaError> {
+        if let Some(e) = self.txn.failed.take() {
+            return Err(e);
+        }
+        self.txn.begin(&self.producer)?;
+        if !positions.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for pos in positions {
+                tpl.add_partition_offset(
+                    &pos.topic,
+                    pos.partition,
+                    Offset::Offset(pos.next_offset),
+                )?;
+            }
+            let group = consumer
+                .group_metadata()
+                .ok_or(KafkaError::ConsumerCommit(RDKafkaErrorCode::State))?;
+            self.producer
+                .send_offsets_to_transaction(&tpl, &group, TRANSACTION_TIMEOUT)?;
+        }
+        self.producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+        self.txn.open = false;
+        Ok(())
+    }
+
+    /// Aborts the open transaction (re-creating the producer when the error is fatal, e.g. a
+    /// fenced epoch), then restores every assigned partition from the group's committed offset.
+    fn abort_and_rewind<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        error: &KafkaError,
+    ) -> Result<(), RunError> {
+        tracing::warn!(
+            worker = %self.name,
+            error = %error,
+            "transaction not committed; aborting it and processing its input again from the last commit"
+        );
+        self.abort(error)?;
+        self.rewind(consumer)
+    }
+
+    /// Aborts the open transaction; nothing it wrote becomes visible.
+    fn abort(&mut self, error: &KafkaError) -> Result<(), RunError> {
+        let fatal = matches!(error, KafkaError::Transaction(e) if e.is_fatal());
+        let aborted = !fatal
+            && self
+                .producer
+                .abort_transaction(TRANSACTION_TIMEOUT)
+                .inspect_err(|e| tracing::warn!(worker = %self.name, error = %e, "abort failed"))
+                .is_ok();
+        if !aborted {
+            // A fatal error (e.g. the broker bumped the producer epoch when it aborted a timed-out
+            // transaction): only a new producer can write again. Its `init_transactions` also
+            // aborts whatever the old one left open.
+            tracing::warn!(worker = %self.name, "re-creating the transactional producer");
+            self.producer = transactional_producer(&self.cfg, &self.transactional_id)?;
+        }
+        self.txn.open = false;
+        self.txn.failed = None;
+        self.txn.aborted += 1;
+        self.metrics.aborted();
+        Ok(())
+    }
+
+    /// Restores every assigned partition from the group's committed offset, as on assignment,
+    /// and moves the consumer there: the worker's state must not keep anything an aborted
+    /// transaction did.
+    fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), RunError> {
+        let partitions: Vec<(String, i32)> = self
+            .assigned
+            .iter()
+            .flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p)))
+            .collect();
+        for (topic, p) in partitions {
+            let committed = committed_offset(consumer, &topic, p);
+            self.worker.revoke(&topic, p);
+            let (worker, mut ctx) = self.parts();
+            let next = worker
+                .assign(&mut ctx, &topic, p, committed)
+                .map_err(RunError::Worker)?;
+            if let Some(a) = self.slot(&topic, p) {
+                *a = Assigned {
+                    next_offset: next.max(0),
+                    refetch: None,
+                    accept_gap: false,
+                    dirty: false,
+                };
+            }
+            let offset = if next <= 0 {
+                Offset::Beginning
+            } else {
+                Offset::Offset(next)
+            };
+            // A failed seek would let the fetch position run ahead of the restored state, and
+            // the records in between be taken for a gap: stop instead (a restart is safe).
+            consumer.seek(&topic, p, offset, Duration::from_secs(10))?;
+            tracing::info!(worker = %self.name, topic, partition = p, next, "partition restored after an abort");
+        }
         Ok(())
     }
 
@@ -647,17 +858,26 @@ impl<W: Worker> Core<W> {
     }
 
     fn revoke(&mut self, consumer: &BaseConsumer<LoopContext<W>>, tpl: &TopicPartitionList) {
-        // Finish the batch in flight before giving the partitions up.
-        if let Err(e) = self.checkpoint(consumer) {
+        let lost = consumer.assignment_lost();
+        if self.txn.enabled && lost {
+            // Another member may own these partitions already: nothing of the open transaction
+            // may become visible. Abort it; the partitions kept (if any) are restored.
+            if self.txn.open || self.txn.failed.is_some() {
+                self.take_positions();
+                let lost = KafkaError::ConsumerCommit(RDKafkaErrorCode::AssignmentLost);
+                for elem in tpl.elements() {
+                    self.forget(elem.topic(), elem.partition());
+                }
+                if let Err(e) = self.abort_and_rewind(consumer, &lost) {
+                    self.failure.get_or_insert(e);
+                }
+            }
+        } else if let Err(e) = self.checkpoint(consumer) {
+            // Finish the batch in flight before giving the partitions up.
             self.failure.get_or_insert(e);
         }
         for elem in tpl.elements() {
-            if let Some(partitions) = self.assigned.get_mut(elem.topic()) {
-                partitions.remove(&elem.partition());
-                if partitions.is_empty() {
-                    self.assigned.remove(elem.topic());
-                }
-            }
+            self.forget(elem.topic(), elem.partition());
             self.worker.revoke(elem.topic(), elem.partition());
             tracing::info!(worker = %self.name, topic = elem.topic(), partition = elem.partition(), "partition revoked");
         }
@@ -665,6 +885,37 @@ impl<W: Worker> Core<W> {
             self.failure.get_or_insert(e.into());
         }
     }
+}
+
+impl<W: Worker> Core<W> {
+    /// Drops the loop's record of an assigned partition.
+    fn forget(&mut self, topic: &str, p: i32) {
+        if let Some(partitions) = self.assigned.get_mut(topic) {
+            partitions.remove(&p);
+            if partitions.is_empty() {
+                self.assigned.remove(topic);
+            }
+        }
+    }
+}
+
+/// The transactional producer of `cfg`'s worker, its transactions initialised (which also
+/// aborts any transaction a previous producer with the same id left open).
+fn transactional_producer(cfg: &LoopConfig, id: &str) -> Result<OutputProducer, RunError> {
+    let producer: OutputProducer = cfg
+        .kafka
+        .transactional_producer(id)
+        .create_with_context(DeliveryContext::default())?;
+    producer.init_transactions(Duration::from_secs(30))?;
+    Ok(producer)
+}
+
+/// The default `transactional.id`: unique per process.
+fn default_transactional_id(group: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{group}-{host}-{}", std::process::id())
 }
 
 /// Whether a commit failed because this member no longer owns its partitions: normal on Apache
@@ -762,10 +1013,26 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
         tracing::info!(worker = %name, ?quirks, "working around the embedded broker's quirks");
     }
     let topics = worker.topics();
-    let producer: OutputProducer = cfg
-        .kafka
-        .producer()
-        .create_with_context(DeliveryContext::default())?;
+    let exactly_once = cfg.guarantee == Guarantee::ExactlyOnce;
+    if exactly_once && quirks == BrokerQuirks::Tansu {
+        return Err(RunError::Setup(
+            "the embedded broker has no transactions: run with --guarantee effectively-once, or \
+             point --bootstrap-servers at Apache Kafka"
+                .into(),
+        ));
+    }
+    let transactional_id = cfg
+        .transactional_id
+        .clone()
+        .unwrap_or_else(|| default_transactional_id(&cfg.group));
+    let producer: OutputProducer = if exactly_once {
+        tracing::info!(worker = %name, transactional_id, "exactly-once: transactional producer");
+        transactional_producer(&cfg, &transactional_id)?
+    } else {
+        cfg.kafka
+            .producer()
+            .create_with_context(DeliveryContext::default())?
+    };
     let reader = PartitionReader::new(&cfg.kafka, Duration::from_secs(30))
         .map_err(|e| RunError::Setup(e.to_string()))?;
     let dlq_partitions = reader
@@ -780,6 +1047,11 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
     let core = Arc::new(Mutex::new(Core {
         worker,
         producer,
+        txn: Txn {
+            enabled: exactly_once,
+            ..Txn::default()
+        },
+        transactional_id,
         reader,
         name: name.clone(),
         dlq_partitions,
@@ -857,6 +1129,11 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
         let mut c = lock(&core);
         c.checkpoint(&consumer)?;
         c.after_batch(true)?;
+        // What the last round wrote (e.g. snapshots) is in a transaction still open.
+        c.checkpoint(&consumer)?;
+        if c.txn.aborted > 0 {
+            tracing::info!(worker = %name, aborted = c.txn.aborted, "transactions aborted");
+        }
         Ok(())
     })();
     if result.is_ok() {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tradestream_engine::Instruments;
-use tradestream_runtime::{BrokerQuirks, KafkaConfig};
+use tradestream_runtime::{BrokerQuirks, Guarantee, KafkaConfig};
 
 /// How output records are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,11 @@ pub struct MatcherConfig {
     /// `order_command.avsc` makes it a dead letter. Without one, outputs use single-object
     /// encoding (no registry needed).
     pub schema_registry: Option<String>,
+    /// Effectively-once (any broker) or exactly-once (Kafka transactions); see
+    /// [`Guarantee`].
+    pub guarantee: Guarantee,
+    /// `transactional.id` under exactly-once (default: unique per process).
+    pub transactional_id: Option<String>,
 }
 
 impl MatcherConfig {
@@ -88,6 +93,8 @@ impl MatcherConfig {
             rejoin_when_idle: None,
             quirks: BrokerQuirks::Auto,
             schema_registry: None,
+            guarantee: Guarantee::EffectivelyOnce,
+            transactional_id: None,
         }
     }
 }

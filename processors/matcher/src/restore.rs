@@ -24,6 +24,16 @@ pub enum RestoreError {
         /// What is wrong.
         source: tradestream_engine::SnapshotError,
     },
+    /// The input the engine would have to replay is gone, or the outputs cannot come from it:
+    /// starting would rebuild a book from part of its history and number outputs that
+    /// collide with the ones already written.
+    #[error("partition {partition}: {message}")]
+    History {
+        /// Input partition.
+        partition: i32,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 }
 
 /// How many records at the end of the snapshot partition to look at first; a snapshot is one
@@ -76,26 +86,72 @@ fn latest_snapshot(
     }
 }
 
-/// The `seq` header of the last record in an output partition (0 when empty).
+/// The newest output of this matcher in an output partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tail {
+    /// Its `seq` (0: none).
+    pub seq: u64,
+    /// The input offset it was made from (-1: none).
+    pub source_offset: i64,
+}
+
+/// The newest record in output partition `partition` that this matcher wrote for input
+/// partition `partition`: its `worker`, `source-topic` and `source-partition` headers say so.
+/// Anything else at the tail (another worker's record, a record without headers) is reported
+/// and passed over, never taken for the matcher's position.
 ///
 /// Reads from just before the end, further back when that yields nothing: a fetch that starts
 /// inside a record batch may be answered with the next batch only (tansu 0.6), so a read from
-/// the last offset alone can come back empty.
-fn last_seq(reader: &PartitionReader, topic: &str, partition: i32) -> Result<u64, ReadError> {
+/// the last offset alone can come back empty; the last records may also be foreign ones.
+pub(crate) fn tail(
+    reader: &PartitionReader,
+    cfg: &MatcherConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<Tail, ReadError> {
     let (low, high) = reader.watermarks(topic, partition)?;
-    let mut seq = None;
+    let mut tail = None;
+    let mut foreign: Vec<i64> = Vec::new();
     for back in [1, 1_000, 100_000, i64::MAX] {
         let from = high.saturating_sub(back).max(low);
+        foreign.clear();
         reader.read_to_end(topic, partition, from, |m| {
-            if let Some(h) = m.headers() {
-                seq = Some(headers::number(h, headers::SEQ).unwrap_or(0).max(0) as u64);
+            let ours = m.headers().and_then(|h| {
+                let mine = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
+                    && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
+                    && headers::number(h, headers::SOURCE_PARTITION)
+                        == Some(i64::from(partition));
+                let seq = headers::number(h, headers::SEQ)?;
+                let source_offset = headers::number(h, headers::SOURCE_OFFSET)?;
+                (mine && seq > 0).then(|| Tail {
+                    seq: seq.unsigned_abs(),
+                    source_offset,
+                })
+            });
+            match ours {
+                Some(t) => tail = Some(t),
+                None => foreign.push(m.offset()),
             }
         })?;
-        if seq.is_some() || from == low {
+        if tail.is_some() || from == low {
             break;
         }
     }
-    Ok(seq.unwrap_or(0))
+    if !foreign.is_empty() {
+        tracing::warn!(
+            topic,
+            partition,
+            records = foreign.len(),
+            offsets = ?&foreign[..foreign.len().min(10)],
+            worker = %cfg.worker,
+            "records near the end of an output partition were not written by this matcher for this \
+             input partition (missing or foreign provenance headers); they are ignored"
+        );
+    }
+    Ok(tail.unwrap_or(Tail {
+        seq: 0,
+        source_offset: -1,
+    }))
 }
 
 /// The highest input offset of `partition` this worker dead-lettered at or after `from`.
@@ -134,6 +190,7 @@ pub(crate) fn restore(
     dlq_partitions: i32,
 ) -> Result<PartitionState, RestoreError> {
     let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.group, partition)?;
+    let (log_start, log_end) = reader.watermarks(&cfg.orders, partition)?;
     let (engine, next_offset, seq, dlq_from, output_hash) = match snapshot {
         Some((meta, bytes)) => {
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)
@@ -149,10 +206,12 @@ pub(crate) fn restore(
         None => (Engine::new(cfg.instruments.clone()), 0, [0; OUTPUTS], 0, 0),
     };
     let topics = [&cfg.executions, &cfg.trades, &cfg.market_data];
-    let mut present = [0; OUTPUTS];
+    let mut tails = [Tail::default(); OUTPUTS];
     for (t, topic) in topics.iter().enumerate() {
-        present[t] = last_seq(reader, topic, partition)?;
+        tails[t] = tail(reader, cfg, topic, partition)?;
     }
+    check_history(cfg, partition, next_offset, (log_start, log_end), &tails)?;
+    let present = tails.map(|t| t.seq);
     let dead_lettered = last_dead_letter(reader, cfg, partition, dlq_from, dlq_partitions)?;
     tracing::info!(
         partition,
@@ -175,5 +234,47 @@ pub(crate) fn restore(
         replayed: 0,
         committed,
         output_hash,
+        tails,
     })
+}
+
+/// Refuses a restore the input cannot support: the orders to replay from `next_offset` were
+/// removed by retention (or by `DeleteRecords`), or the outputs already written claim input
+/// beyond the end of `orders`. In both cases a fresh engine would rebuild a book from part of
+/// its history, and its outputs would collide by `seq` with the ones already there.
+fn check_history(
+    cfg: &MatcherConfig,
+    partition: i32,
+    next_offset: i64,
+    (log_start, log_end): (i64, i64),
+    tails: &[Tail; OUTPUTS],
+) -> Result<(), RestoreError> {
+    let history = |message: String| RestoreError::History { partition, message };
+    if next_offset < log_start {
+        let from = if next_offset == 0 {
+            format!("there is no snapshot of group {}", cfg.group)
+        } else {
+            format!(
+                "the latest snapshot of group {} covers input up to offset {}",
+                cfg.group,
+                next_offset - 1
+            )
+        };
+        return Err(history(format!(
+            "{from}, but {} partition {partition} now starts at offset {log_start}: the orders \
+             before it are gone (retention), so the book cannot be rebuilt. Restore the snapshot \
+             topic {} (or the orders) from a backup, keep `orders` longer than the snapshot \
+             interval, or start a new venue with new topics; refusing to start",
+            cfg.orders, cfg.snapshots
+        )));
+    }
+    if let Some(t) = tails.iter().find(|t| t.source_offset >= log_end) {
+        return Err(history(format!(
+            "the outputs hold seq {} made from {} offset {}, beyond the partition's end ({log_end}): \
+             they belong to another history (another cluster, or topics re-created). Point the \
+             matcher at its own output topics or clear them; refusing to start",
+            t.seq, cfg.orders, t.source_offset
+        )));
+    }
+    Ok(())
 }

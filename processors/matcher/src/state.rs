@@ -44,6 +44,10 @@ pub(crate) struct PartitionState {
     pub committed: i64,
     /// The output hash chain over every output of the partition so far ([`chain`]).
     pub output_hash: u64,
+    /// The newest output of each topic found at restore: when the replay regenerates its
+    /// `seq`, it must come from the same input offset, or the outputs belong to another
+    /// history.
+    pub tails: [crate::restore::Tail; OUTPUTS],
 }
 
 /// One link of the output hash chain (docs/design.md §4): FNV-1a 64 over the previous link, the

@@ -13,6 +13,7 @@ use std::time::Instant;
 use tradestream_codec::{avro, json};
 use tradestream_engine::{Command, Event, Seq};
 use tradestream_runtime::dead_letter::Poison;
+use tradestream_runtime::partitioner::partition_for;
 use tradestream_runtime::registry::{RegistryError, SchemaRegistry};
 use tradestream_runtime::{
     Context, LoopConfig, Outcome, Record, RunError, Shutdown, Worker, WorkerError,
@@ -55,6 +56,9 @@ pub struct Matcher {
     framing: [avro::Framing; 3],
     /// The schema registry, when configured, and what it said of each order schema id.
     registry: Option<Registry>,
+    /// Partitions of the orders topic (known once a partition is assigned): each order's
+    /// symbol must hash there (murmur2, like the Java client) to the partition it came from.
+    orders_partitions: i32,
 }
 
 /// The schema registry and the verdicts on the ids it was asked about.
@@ -122,6 +126,7 @@ impl Matcher {
             buf: Vec::with_capacity(512),
             framing,
             registry,
+            orders_partitions: 0,
         })
     }
 
@@ -182,6 +187,17 @@ impl Matcher {
                     }
                 }
                 state.output_hash = chain(state.output_hash, t, seq, buf);
+                let tail = state.tails[t];
+                if seq == tail.seq && offset != tail.source_offset {
+                    return Err(format!(
+                        "partition {p}: {} seq {seq} was written for {} offset {}, but replaying \
+                         the input makes it for offset {offset}: the output topics hold another \
+                         history (another group's outputs, or orders removed and re-written). \
+                         Refusing to write outputs whose seq would collide with them",
+                        topics[t], cfg.orders, tail.source_offset
+                    )
+                    .into());
+                }
                 if seq <= state.present[t] {
                     stats.deduplicated.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -269,6 +285,9 @@ impl Worker for Matcher {
         committed: i64,
     ) -> Result<i64, WorkerError> {
         let dlq_partitions = ctx.dead_letter_partitions();
+        if self.orders_partitions == 0 {
+            self.orders_partitions = ctx.reader().partition_count(&self.cfg.orders)?;
+        }
         let state = restore(
             &self.cfg,
             ctx.reader(),
@@ -313,6 +332,16 @@ impl Worker for Matcher {
             // JSON or Avro (single-object or Confluent framing), told apart by the first byte.
             match avro::decode_command_any(m.payload, m.timestamp_ms.unwrap_or(0)) {
                 Command::Invalid(bad) => Poison::decode(bad.detail),
+                cmd if misrouted(&cmd, p, self.orders_partitions) => Poison::new(
+                    "misrouted",
+                    format!(
+                        "symbol {} belongs in partition {} (murmur2 of the symbol, as the Java \
+                         client hashes keys), not {p}: matching it here would open a second \
+                         book; produce orders keyed by symbol with the murmur2 partitioner",
+                        command_symbol(&cmd),
+                        partition_for(command_symbol(&cmd).as_bytes(), self.orders_partitions)
+                    ),
+                ),
                 cmd => {
                     self.events.clear();
                     state.engine.apply(&cmd, &mut self.events);
@@ -339,6 +368,24 @@ impl Worker for Matcher {
     }
 }
 
+/// The instrument a command names.
+fn command_symbol(cmd: &Command) -> &str {
+    match cmd {
+        Command::New(c) => c.symbol.as_str(),
+        Command::Cancel(c) => c.symbol.as_str(),
+        Command::Replace(c) => c.symbol.as_str(),
+        Command::Invalid(c) => c.symbol.as_str(),
+    }
+}
+
+/// Whether a command sits in a partition its symbol does not hash to. The book of a symbol
+/// lives in exactly one partition; an order elsewhere (a producer with another partitioner, or
+/// an explicit partition) would be matched in a second book.
+fn misrouted(cmd: &Command, partition: i32, partitions: i32) -> bool {
+    let symbol = command_symbol(cmd);
+    partitions > 0 && !symbol.is_empty() && partition_for(symbol.as_bytes(), partitions) != partition
+}
+
 /// Runs the matcher until `shutdown` is triggered or an error stops it. On a clean stop it
 /// flushes, commits and snapshots every partition before leaving the group.
 pub fn run(
@@ -353,6 +400,8 @@ pub fn run(
         max_batch: cfg.max_batch,
         rejoin_when_idle: cfg.rejoin_when_idle,
         quirks: cfg.quirks,
+        guarantee: cfg.guarantee,
+        transactional_id: cfg.transactional_id.clone(),
     };
     let matcher = Matcher::new(cfg, stats.clone()).map_err(RunError::Worker)?;
     tradestream_runtime::worker::run(matcher, loop_cfg, &shutdown)?;

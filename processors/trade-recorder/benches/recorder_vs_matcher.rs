@@ -131,6 +131,8 @@ fn main() {
         max_batch: 2_000,
         rejoin_when_idle: None,
         quirks: tradestream_runtime::BrokerQuirks::Auto,
+        guarantee: tradestream_runtime::Guarantee::EffectivelyOnce,
+        transactional_id: None,
     };
     let shutdown = Shutdown::new();
     let stats = Arc::new(RecorderStats::default());

@@ -81,6 +81,8 @@ impl Downstream {
             max_batch: 2_000,
             rejoin_when_idle: None,
             quirks: BrokerQuirks::Auto,
+            guarantee: tradestream_runtime::Guarantee::EffectivelyOnce,
+            transactional_id: None,
         };
         let group = |name: &str| format!("tradestream-demo-{name}-{run_id}");
         let (recorder, market, notifier) = Default::default();

@@ -1,11 +1,10 @@
 //! Options every Kafka command shares, and signal handling.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
+use tradestream_runtime::client::{SECRET_KEYS, secret_env_var};
 use tradestream_runtime::{KafkaConfig, Shutdown};
 
-/// Where the cluster is.
+/// Where the cluster is, and how to talk to it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers (any Kafka-compatible broker).
@@ -15,7 +14,14 @@ pub struct KafkaArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_servers: String,
-    /// Extra librdkafka setting, `key=value`, repeatable; typed settings win over these.
+    /// A librdkafka properties file (`key=value` lines): TLS, SASL and their secrets. Secrets
+    /// may also come from the environment, e.g. `TRADESTREAM_KAFKA_SASL_PASSWORD`.
+    #[arg(long, value_name = "FILE", env = "TRADESTREAM_KAFKA_PROPERTIES")]
+    pub kafka_properties: Option<std::path::PathBuf>,
+    /// Extra librdkafka setting, `key=value`, repeatable; replaces the project's default for
+    /// that key. Settings the pipeline's guarantees rest on (acks, idempotence, partitioner,
+    /// manual commits, read_committed) cannot be contradicted, and secrets are refused here:
+    /// use `--kafka-properties` or the environment.
     #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub kafka: Vec<(String, String)>,
 }
@@ -28,12 +34,24 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 impl KafkaArgs {
-    /// The client settings.
-    pub fn config(&self) -> KafkaConfig {
-        KafkaConfig {
-            bootstrap_servers: self.bootstrap_servers.clone(),
-            passthrough: self.kafka.iter().cloned().collect::<BTreeMap<_, _>>(),
+    /// The client settings: properties file, then secrets from the environment, then `--kafka`.
+    pub fn config(&self) -> anyhow::Result<KafkaConfig> {
+        let mut cfg = KafkaConfig::new(self.bootstrap_servers.clone());
+        if let Some(file) = &self.kafka_properties {
+            cfg.load_properties(file)?;
         }
+        cfg.load_secrets_from_env();
+        for (k, v) in &self.kafka {
+            anyhow::ensure!(
+                !SECRET_KEYS.contains(&k.as_str()),
+                "--kafka {k}=… would show the secret to every user of this machine (ps); put it \
+                 in --kafka-properties FILE or in the environment as {}",
+                secret_env_var(k)
+            );
+            cfg.passthrough.insert(k.clone(), v.clone());
+        }
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 

@@ -93,7 +93,7 @@ pub fn run(cmd: &ProduceCommand) -> anyhow::Result<()> {
     let sent = AtomicU64::new(0);
     let start = Instant::now();
     produce(
-        &args.kafka.config(),
+        &args.kafka.config()?,
         &args.topic,
         args.format,
         args.rate,

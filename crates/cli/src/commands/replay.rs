@@ -85,7 +85,7 @@ fn check_suffix(suffix: &str) -> anyhow::Result<()> {
 pub fn run(cmd: &ReplayCommand) -> anyhow::Result<()> {
     let ReplayCommand::Matcher(args) = cmd;
     check_suffix(&args.suffix)?;
-    let kafka = args.kafka.config();
+    let kafka = args.kafka.config()?;
     let layout = topics::checked_layout(&args.topics)?;
     let instruments = tradestream_config::load_instruments(&args.instruments)?;
 
@@ -201,7 +201,7 @@ fn chains(
 /// Runs `verify`.
 pub fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     check_suffix(&args.suffix)?;
-    let kafka = args.kafka.config();
+    let kafka = args.kafka.config()?;
     let reader = PartitionReader::new(&kafka, Duration::from_secs(60))?;
     let partitions = reader.partition_count("orders")?;
     let replay_group = format!("tradestream-replay-{}", args.suffix);

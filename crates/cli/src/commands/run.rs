@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
 
-use tradestream_runtime::{BrokerQuirks, LoopConfig};
+use tradestream_runtime::{BrokerQuirks, Guarantee, LoopConfig};
 
 use super::kafka::{KafkaArgs, shutdown_on_signals};
 use super::query::StoreArgs;
@@ -61,7 +61,7 @@ impl StoreWorkerArgs {
             .group
             .clone()
             .unwrap_or_else(|| default_group.to_owned());
-        let run = self.run.config(&group, &self.dead_letters);
+        let run = self.run.config(&group, &self.dead_letters)?;
         let store = self.store.open()?;
         self.run.serve_metrics()?;
         Ok((group, run, store))
@@ -102,16 +102,19 @@ pub struct LoopArgs {
 
 impl LoopArgs {
     /// The loop settings for consumer group `group`.
-    pub fn config(&self, group: &str, dead_letters: &str) -> LoopConfig {
-        LoopConfig {
-            kafka: self.kafka.config(),
+    pub fn config(&self, group: &str, dead_letters: &str) -> anyhow::Result<LoopConfig> {
+        Ok(LoopConfig {
+            kafka: self.kafka.config()?,
             group: group.to_owned(),
             dead_letters: dead_letters.to_owned(),
             max_batch: self.max_batch,
             rejoin_when_idle: (self.rejoin_when_idle_ms > 0)
                 .then(|| Duration::from_millis(self.rejoin_when_idle_ms)),
             quirks: self.broker_quirks.into(),
-        }
+            // The store workers keep their offsets in the store's transaction (see README).
+            guarantee: Guarantee::EffectivelyOnce,
+            transactional_id: None,
+        })
     }
 
     /// Starts the metrics endpoint if one was asked for.
@@ -173,6 +176,30 @@ pub struct MatcherArgs {
     /// Encoding of the output records.
     #[arg(long, value_enum, default_value_t = OutputFormatArg::Avro)]
     pub output_format: OutputFormatArg,
+    /// `effectively-once` works on any broker (readers deduplicate by seq); `exactly-once`
+    /// commits each batch's outputs and input offsets in one Kafka transaction (Apache Kafka
+    /// only; readers use read_committed).
+    #[arg(
+        long,
+        value_enum,
+        env = "TRADESTREAM_PROCESSING_GUARANTEE",
+        default_value_t = GuaranteeArg::EffectivelyOnce
+    )]
+    pub guarantee: GuaranteeArg,
+    /// `transactional.id` under exactly-once (default: `<group>-<host>-<pid>`). Give each
+    /// instance a stable one (e.g. its pod name) so that a restart aborts its predecessor's
+    /// open transaction at once.
+    #[arg(long, env = "TRADESTREAM_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
+}
+
+/// `--guarantee`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuaranteeArg {
+    /// Idempotent outputs numbered by seq, written before the input is committed.
+    EffectivelyOnce,
+    /// Kafka transactions with the consumer group's metadata (fences zombies).
+    ExactlyOnce,
 }
 
 /// `--output-format`.
@@ -188,7 +215,7 @@ impl MatcherArgs {
     /// The worker configuration.
     pub fn config(&self) -> anyhow::Result<MatcherConfig> {
         let instruments = tradestream_config::load_instruments(&self.instruments)?;
-        let mut cfg = MatcherConfig::new(self.run.kafka.config(), instruments);
+        let mut cfg = MatcherConfig::new(self.run.kafka.config()?, instruments);
         cfg.group = self.group.clone();
         cfg.snapshot_every_records = self.snapshot_every;
         cfg.snapshot_every = Duration::from_millis(self.snapshot_interval_ms);
@@ -196,11 +223,17 @@ impl MatcherArgs {
             anyhow::ensure!(bytes > 0, "--snapshot-chunk-bytes must be positive");
             cfg.snapshot_chunk_bytes = bytes;
         }
-        let run = self.run.config(&self.group, &cfg.dead_letters);
+        let run = self.run.config(&self.group, &cfg.dead_letters)?;
+        cfg.kafka = run.kafka.clone();
         cfg.max_batch = run.max_batch;
         cfg.rejoin_when_idle = run.rejoin_when_idle;
         cfg.quirks = run.quirks;
         cfg.schema_registry.clone_from(&self.schema_registry_url);
+        cfg.guarantee = match self.guarantee {
+            GuaranteeArg::EffectivelyOnce => Guarantee::EffectivelyOnce,
+            GuaranteeArg::ExactlyOnce => Guarantee::ExactlyOnce,
+        };
+        cfg.transactional_id.clone_from(&self.transactional_id);
         cfg.format = match self.output_format {
             OutputFormatArg::Avro => OutputFormat::Avro,
             OutputFormatArg::Json => OutputFormat::Json,

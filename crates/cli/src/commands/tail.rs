@@ -69,7 +69,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
     };
     let consumer: BaseConsumer<ReaderContext> = args
         .kafka
-        .config()
+        .config()?
         .reader()
         .create_with_context(ReaderContext)?;
     let md = consumer.fetch_metadata(Some(&args.topic), Duration::from_secs(30))?;

@@ -48,7 +48,7 @@ pub fn run(cmd: &TopicsCommand) -> anyhow::Result<()> {
         }
         TopicsCommand::Apply(args) => {
             let layout = checked_layout(&args.file)?;
-            let report = tradestream_runtime::topics::apply(&layout, &args.kafka.config())?;
+            let report = tradestream_runtime::topics::apply(&layout, &args.kafka.config()?)?;
             for name in &report.created {
                 println!("created {name}");
             }

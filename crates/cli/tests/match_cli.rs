@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    tradestream_testkit::repo_root()
 }
 
 fn tradestream(args: &[&str], stdin: &[u8]) -> Output {
@@ -188,4 +188,64 @@ fn topics_check_accepts_the_shipped_layout_and_names_every_problem() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("executions"), "{stderr}");
     assert!(stderr.contains("co-partition"), "{stderr}");
+}
+
+/// Kafka settings are checked before anything connects: a secret on the command line (visible
+/// to every user through `ps`) and a setting that would undo a guarantee are refused by name.
+#[test]
+fn unsafe_kafka_settings_are_refused_before_connecting() {
+    let closed = "127.0.0.1:1";
+    for (setting, says) in [
+        (
+            "sasl.password=hunter2",
+            "TRADESTREAM_KAFKA_SASL_PASSWORD",
+        ),
+        ("acks=1", "acks=1 conflicts with acks=all"),
+        (
+            "partitioner=consistent_random",
+            "partitioner=consistent_random conflicts with partitioner=murmur2_random",
+        ),
+        ("enable.auto.commit=true", "enable.auto.commit=true conflicts"),
+    ] {
+        let out = tradestream(
+            &[
+                "run",
+                "matcher",
+                "--bootstrap-servers",
+                closed,
+                "--kafka",
+                setting,
+            ],
+            b"",
+        );
+        assert!(!out.status.success(), "{setting} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{setting}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "the secret is echoed: {stderr}");
+    }
+    // The same secret from a properties file is fine (it fails later, on the closed port, or
+    // not at all before the deadline: only the refusal above is checked here).
+    let dir = std::env::temp_dir().join(format!("ts-cli-props-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let props = dir.join("client.properties");
+    std::fs::write(&props, "sasl.password=hunter2\nacks=all\n").unwrap();
+    let out = tradestream(
+        &[
+            "topics",
+            "apply",
+            "--bootstrap-servers",
+            closed,
+            "--kafka-properties",
+            props.to_str().unwrap(),
+            "--kafka",
+            "socket.timeout.ms=1000",
+            "--kafka",
+            "acks=0",
+        ],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("acks=0 conflicts"), "argv wins over the file: {stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

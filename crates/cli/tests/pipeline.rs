@@ -11,6 +11,7 @@ use tradestream_engine::{Command as EngineCommand, Engine};
 use tradestream_runtime::KafkaConfig;
 use tradestream_runtime::headers;
 use tradestream_runtime::partition::PartitionReader;
+use tradestream_runtime::partitioner::partition_for;
 
 mod common;
 
@@ -46,7 +47,7 @@ fn offline(p: i32, orders: &[Rec]) -> Offline {
             continue;
         }
         let cmd = avro::decode_command_any(payload, 0);
-        if matches!(cmd, EngineCommand::Invalid(_)) {
+        if matches!(cmd, EngineCommand::Invalid(_)) || misrouted(&cmd, p) {
             poison += 1;
             continue;
         }
@@ -90,12 +91,50 @@ fn offline(p: i32, orders: &[Rec]) -> Offline {
     }
 }
 
+/// Whether the matcher must dead-letter `cmd` from partition `p`: its symbol hashes elsewhere.
+fn misrouted(cmd: &EngineCommand, p: i32) -> bool {
+    let symbol = match cmd {
+        EngineCommand::New(c) => c.symbol.as_str(),
+        EngineCommand::Cancel(c) => c.symbol.as_str(),
+        EngineCommand::Replace(c) => c.symbol.as_str(),
+        EngineCommand::Invalid(_) => return false,
+    };
+    partition_for(symbol.as_bytes(), PARTITIONS) != p
+}
+
+/// How strict [`verify_with`] is.
+#[derive(Debug, Clone, Copy, Default)]
+struct Check {
+    /// Effectively-once with a zombie: an output may appear more than once, always byte for
+    /// byte the same under the same seq (readers deduplicate by seq).
+    duplicates_ok: bool,
+    /// Records another writer put in the output topics (no `worker: matcher` header) are
+    /// passed over.
+    foreign_ok: bool,
+}
+
+/// What [`verify_with`] found.
+#[derive(Debug, Default)]
+struct Verified {
+    /// Outputs compared with the offline run (after deduplication).
+    checked: usize,
+    /// Dead letters of the matcher.
+    dead: usize,
+    /// Outputs found more than once (identical).
+    duplicates: usize,
+}
+
+/// [`verify_with`], strict: no duplicates, no foreign records.
+fn verify(addr: &str) -> (usize, usize) {
+    let v = verify_with(addr, Check::default());
+    (v.checked, v.dead)
+}
+
 /// Every output topic equals the offline run, per partition; seq contiguous from 1; provenance
 /// consistent; every snapshot's output hash chain equals the offline chain at its offset.
-/// Returns (outputs checked, dead letters).
-fn verify(addr: &str) -> (usize, usize) {
+fn verify_with(addr: &str, check: Check) -> Verified {
     let reader = PartitionReader::new(&KafkaConfig::new(addr), Duration::from_secs(60)).unwrap();
-    let (mut checked, mut dead, mut snapshots) = (0, 0, 0);
+    let (mut checked, mut dead, mut snapshots, mut duplicates) = (0, 0, 0, 0);
     for p in 0..PARTITIONS {
         let orders = read_all(&reader, "orders", p);
         let Offline {
@@ -117,7 +156,28 @@ fn verify(addr: &str) -> (usize, usize) {
             }
         }
         for topic in ["executions", "trades", "market-data"] {
-            let live = read_all(&reader, topic, p);
+            let mut live = read_all(&reader, topic, p);
+            if check.foreign_ok {
+                live.retain(|(_, _, h)| h.get(headers::WORKER).map(String::as_str) == Some("matcher"));
+            }
+            if check.duplicates_ok {
+                let mut seen: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+                live.retain(|(offset, payload, h)| match seen.get(&h[headers::SEQ]) {
+                    Some(first) => {
+                        assert_eq!(
+                            first, payload,
+                            "{topic}/{p} offset {offset}: a second record with seq {} differs",
+                            h[headers::SEQ]
+                        );
+                        duplicates += 1;
+                        false
+                    }
+                    None => {
+                        seen.insert(h[headers::SEQ].clone(), payload.clone());
+                        true
+                    }
+                });
+            }
             let want = expected.get(topic).cloned().unwrap_or_default();
             if live.len() != want.len() {
                 let first = live
@@ -165,18 +225,30 @@ fn verify(addr: &str) -> (usize, usize) {
             .map(|(_, _, h)| h[headers::SOURCE_OFFSET].parse().unwrap())
             .collect();
         let n = offsets.len();
+        if check.duplicates_ok {
+            offsets.sort_unstable();
+        }
         offsets.dedup();
-        assert_eq!(offsets.len(), n, "a dead letter was written twice");
-        assert_eq!(n, poison, "dead letters of partition {p}");
+        if !check.duplicates_ok {
+            assert_eq!(offsets.len(), n, "a dead letter was written twice");
+        }
+        assert_eq!(offsets.len(), poison, "dead letters of partition {p}");
         for (_, _, h) in &dlq {
             assert_eq!(h["source-topic"], "orders");
-            assert!(["decode", "oversized"].contains(&h["error-class"].as_str()));
+            assert!(
+                ["decode", "oversized", "misrouted"].contains(&h["error-class"].as_str()),
+                "{h:?}"
+            );
             assert!(!h["error-message"].is_empty());
         }
-        dead += n;
+        dead += offsets.len();
     }
     assert!(snapshots > 0, "no snapshot carried an output hash to check");
-    (checked, dead)
+    Verified {
+        checked,
+        dead,
+        duplicates,
+    }
 }
 
 #[test]
@@ -445,7 +517,12 @@ fn transactional_orders_only_committed_ones_are_matched() {
 
     let metrics = free_addr();
     let started = Instant::now();
-    let matcher = start_matcher_with(&addr, 1_000, &["--metrics-listen", &metrics]);
+    // Exactly-once: the matcher's own outputs are transactional too.
+    let matcher = start_matcher_with(
+        &addr,
+        1_000,
+        &["--metrics-listen", &metrics, "--guarantee", "exactly-once"],
+    );
     wait_all_consumed(&addr, Duration::from_secs(90));
     let took = started.elapsed();
     let body = scrape(&metrics);
@@ -529,6 +606,296 @@ fn topics_apply_reports_config_drift() {
     );
     // Every other topic was created and matches.
     assert_eq!(stdout.matches("drift:").count(), 1, "{stdout}");
+}
+
+/// Input that used to stop or corrupt a partition, on either broker:
+/// - a record near the broker's 1 MB limit: its dead-letter copy was larger than the producer's
+///   own `message.max.bytes`, the send failed and the worker exited (a crash loop);
+/// - an order in a partition its symbol does not hash to (murmur2): it was matched in a second
+///   book of that symbol;
+/// - foreign records at the tail of the output partitions, one with a huge `seq` header: a
+///   restore believed it and suppressed every later output as "already written".
+#[test]
+fn bad_input_never_stops_or_splits_a_partition() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _serial = serial();
+    let (_broker, addr) = broker_with_orders(4_000, 12, &[]);
+    let (symbol, line) = order_lines(1, 12).remove(0);
+    let home = partition_for(symbol.as_bytes(), PARTITIONS);
+    let elsewhere = (home + 1) % PARTITIONS;
+    // Another client's limits: 1 040 000 bytes is under Kafka's 1 MiB request limit but over
+    // what our producers send.
+    let mut roomy = KafkaConfig::new(&addr);
+    roomy
+        .passthrough
+        .insert("message.max.bytes".into(), "2000000".into());
+    let producer: BaseProducer = roomy.producer().create().unwrap();
+    let mut huge = br#"{"type":"new","pad":""#.to_vec();
+    huge.resize(1_040_000 - 2, b'x');
+    huge.extend_from_slice(br#""}"#);
+    for (p, value) in [(home, huge.as_slice()), (elsewhere, line.as_bytes())] {
+        let record = BaseRecord::<[u8], [u8]>::to("orders")
+            .partition(p)
+            .key(symbol.as_bytes())
+            .payload(value);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let matcher = start_matcher(&addr, 1_000);
+    wait_all_consumed(&addr, Duration::from_secs(120));
+    stop_matcher(matcher);
+
+    // Foreign records at the end of every output partition with outputs: one without
+    // headers, then one claiming seq 1 000 000 from another worker.
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+    for topic in ["executions", "trades", "market-data"] {
+        for p in 0..PARTITIONS {
+            if reader.watermarks(topic, p).unwrap().1 == 0 {
+                continue;
+            }
+            let source = p.to_string();
+            let headers = [
+                ("seq", "1000000"),
+                ("worker", "intruder"),
+                ("source-topic", "orders"),
+                ("source-partition", source.as_str()),
+                ("source-offset", "0"),
+            ]
+            .into_iter()
+            .fold(OwnedHeaders::new(), |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            });
+            let bare = BaseRecord::<[u8], [u8]>::to(topic)
+                .partition(p)
+                .payload(b"no headers");
+            producer.send(bare).map_err(|(e, _)| e).unwrap();
+            let claim = BaseRecord::<[u8], [u8]>::to(topic)
+                .partition(p)
+                .payload(b"claims a seq")
+                .headers(headers);
+            producer.send(claim).map_err(|(e, _)| e).unwrap();
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    run_ok(&[
+        "produce",
+        "orders",
+        "--bootstrap-servers",
+        &addr,
+        "--count",
+        "4000",
+        "--seed",
+        "13",
+    ]);
+    let matcher = start_matcher(&addr, 1_000);
+    wait_all_consumed(&addr, Duration::from_secs(120));
+    let stats = stop_matcher(matcher);
+    assert!(stats["records_out"].as_u64() > Some(0), "{stats}");
+    let v = verify_with(
+        &addr,
+        Check {
+            foreign_ok: true,
+            ..Check::default()
+        },
+    );
+    assert_eq!(v.dead, 2, "the huge record and the misrouted order");
+
+    let letters: Vec<Rec> = (0..PARTITIONS)
+        .flat_map(|p| read_all(&reader, "dead-letters", p))
+        .collect();
+    let oversized = letters
+        .iter()
+        .find(|(_, _, h)| h["error-class"] == "oversized")
+        .expect("the huge record is a dead letter");
+    assert_eq!(oversized.1.len(), 64 * 1024, "a bounded prefix is kept");
+    assert_eq!(oversized.2["payload-truncated-from"], "1040000");
+    assert_eq!(oversized.2["source-partition"], home.to_string());
+    let misrouted = letters
+        .iter()
+        .find(|(_, _, h)| h["error-class"] == "misrouted")
+        .expect("the misrouted order is a dead letter");
+    assert_eq!(misrouted.2["source-partition"], elsewhere.to_string());
+    assert!(
+        misrouted.2["error-message"].contains(&format!("belongs in partition {home}")),
+        "{:?}",
+        misrouted.2
+    );
+
+    // The embedded broker has no transactions: exactly-once is refused, by name.
+    if kind() == tradestream_testkit::TestBroker::Embedded {
+        let out = bin()
+            .args(["run", "matcher", "--bootstrap-servers", &addr])
+            .args(["--guarantee", "exactly-once"])
+            .output()
+            .expect("tradestream runs");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("the embedded broker has no transactions"),
+            "{stderr}"
+        );
+    }
+}
+
+/// Retention removed the oldest orders of a partition (DeleteRecords does what retention
+/// does) and no snapshot covers them: the matcher refuses to start, naming the partition and
+/// the fix, instead of rebuilding a book from part of its history and writing outputs whose
+/// seqs collide with the ones already there.
+#[test]
+fn a_matcher_without_the_history_it_needs_refuses_to_start() {
+    if !kafka_only("a_matcher_without_the_history_it_needs_refuses_to_start") {
+        return;
+    }
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let _serial = serial();
+    let (_broker, addr) = broker_with_orders(3_000, 14, &[]);
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+    let p = (0..PARTITIONS)
+        .max_by_key(|p| reader.watermarks("orders", *p).unwrap().1)
+        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        KafkaConfig::new(&addr).admin().create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("orders", p, rdkafka::Offset::Offset(100))
+        .unwrap();
+    let deleted = block_on(admin.delete_records(&tpl, &AdminOptions::new())).unwrap();
+    assert_eq!(
+        deleted.find_partition("orders", p).unwrap().offset(),
+        rdkafka::Offset::Offset(100)
+    );
+
+    let mut matcher = start_matcher(&addr, 1_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = matcher.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the matcher did not refuse to start");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success(), "{status}");
+    let log = matcher_log(&matcher);
+    assert!(
+        log.contains(&format!(
+            "partition {p}: there is no snapshot of group tradestream-matcher, but orders \
+             partition {p} now starts at offset 100"
+        )) && log.contains("refusing to start"),
+        "{log}"
+    );
+    assert!(committed_by_partition(&addr).values().all(|c| *c < 0), "nothing was committed");
+}
+
+/// A matcher paused (SIGSTOP) past its session timeout while a second takes its partitions
+/// over and makes progress, then resumed with a batch in hand: the zombie. Returns what the
+/// outputs looked like and the zombie's metrics before the pause and at the end.
+fn zombie(guarantee: &str, check: Check) -> (Verified, [String; 2]) {
+    const ORDERS: u64 = 50_000;
+    let (_broker, addr) = broker_with_topics();
+    let producer = spawn_producer(&addr, ORDERS, 15, 2_000, &[]);
+    let metrics = free_addr();
+    let common = ["--broker-quirks", "none", "--guarantee", guarantee];
+    let mut zombie_args = common.to_vec();
+    zombie_args.extend(["--metrics-listen", metrics.as_str()]);
+    let zombie = start_matcher_with(&addr, 3_000, &zombie_args);
+    wait_committed(&addr, 1, Duration::from_secs(120));
+    let survivor = start_matcher_with(&addr, 3_000, &common);
+    // Let the survivor join and the two share the partitions and make progress.
+    std::thread::sleep(Duration::from_secs(6));
+    let before = scrape(&metrics);
+    signal(&zombie.0, "-STOP");
+    // Under exactly-once an offset fetch waits while the paused member's transaction holds
+    // offsets for its partitions (until the broker aborts it): ask until the broker answers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let paused_at = loop {
+        let now = committed_by_partition(&addr);
+        if !now.is_empty() {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no committed offsets after the pause");
+    };
+    // Every partition with orders moves on: the survivor holds them all now.
+    let books: Vec<i32> = (0..PARTITIONS)
+        .filter(|p| {
+            PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(30))
+                .unwrap()
+                .watermarks("orders", *p)
+                .unwrap()
+                .1
+                > 0
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let now = committed_by_partition(&addr);
+        if books.iter().all(|p| now.get(p) > paused_at.get(p)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the survivor did not take the paused member's partitions over: {paused_at:?} → {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("survivor took over: {paused_at:?} → {:?}", committed_by_partition(&addr));
+    signal(&zombie.0, "-CONT");
+    let mut producer = producer;
+    assert!(producer.0.wait().expect("producer exits").success());
+    wait_all_consumed(&addr, Duration::from_secs(180));
+    let body = scrape(&metrics);
+    let (z, s) = (stop_matcher(zombie), stop_matcher(survivor));
+    eprintln!("zombie {z}\nsurvivor {s}");
+    (verify_with(&addr, check), [before, body])
+}
+
+/// Exactly-once: nothing the zombie writes after it lost its partitions becomes visible to a
+/// `read_committed` reader; the outputs are the offline engine's, each exactly once.
+#[test]
+fn a_zombie_matcher_is_fenced_under_exactly_once() {
+    if !kafka_only("a_zombie_matcher_is_fenced_under_exactly_once") {
+        return;
+    }
+    let _serial = serial();
+    let (v, [before, after]) = zombie("exactly-once", Check::default());
+    assert_eq!(v.duplicates, 0);
+    // Rebalances abort transactions too (their offsets carry the old generation): count only
+    // what happened from the pause on.
+    let aborted = metric_sum(&after, "tradestream_transactions_aborted_total", "matcher")
+        - metric_sum(&before, "tradestream_transactions_aborted_total", "matcher");
+    assert!(
+        aborted >= 1.0,
+        "no transaction of the zombie was aborted after the pause: it wrote nothing after \
+         losing its partitions\n{after}"
+    );
+    eprintln!("exactly-once: {} outputs, {aborted} zombie transactions aborted", v.checked);
+}
+
+/// Effectively-once (no transactions): nothing fences the zombie, so what it had in hand when it
+/// was paused may land after the survivor rewrote it. Every such output is byte for byte the
+/// one already there, under the same seq: deduplicated by seq, the outputs are the offline
+/// engine's.
+#[test]
+fn a_zombie_matcher_writes_only_identical_duplicates_under_effectively_once() {
+    if !kafka_only("a_zombie_matcher_writes_only_identical_duplicates_under_effectively_once") {
+        return;
+    }
+    let _serial = serial();
+    let (v, _) = zombie(
+        "effectively-once",
+        Check {
+            duplicates_ok: true,
+            ..Check::default()
+        },
+    );
+    eprintln!(
+        "effectively-once: {} outputs, {} identical duplicates",
+        v.checked, v.duplicates
+    );
 }
 
 /// Runs an admin future to completion (they complete on librdkafka's thread).

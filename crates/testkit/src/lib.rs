@@ -14,7 +14,7 @@
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,9 +56,15 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// The repository's root.
+/// The repository's root: two levels above the package under test.
+///
+/// Read at run time: `cargo test` sets `CARGO_MANIFEST_DIR` for the test process. The
+/// compile-time value can name another clone, because cargo shares the artifacts of unchanged
+/// workspace crates between clones that use one `CARGO_TARGET_DIR` (CI does).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../..")
 }
 
 /// Says once per process, past the test harness's output capture, that `what` was skipped.

@@ -69,7 +69,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = tradestream_testkit::repo_root();
     let instruments =
         tradestream_config::load_instruments(&root.join("instruments.yaml")).expect("instruments");
     let layout =

@@ -25,7 +25,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 pub fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    tradestream_testkit::repo_root()
 }
 
 pub fn bin() -> Command {
@@ -35,8 +35,8 @@ pub fn bin() -> Command {
     c
 }
 
-/// A child process killed when dropped.
-pub struct Proc(pub Child);
+/// A child process killed when dropped, and the file its log goes to (if any).
+pub struct Proc(pub Child, pub Option<std::path::PathBuf>);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -110,7 +110,7 @@ fn start_embedded() -> (Proc, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start broker");
-    let proc = Proc(child);
+    let proc = Proc(child, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "broker did not start");
@@ -192,7 +192,7 @@ pub fn spawn_producer(addr: &str, count: u64, seed: u64, rate: u64, extra: &[&st
         .stderr(Stdio::null())
         .spawn()
         .expect("start producer");
-    Proc(child)
+    Proc(child, None)
 }
 
 pub fn run_ok(args: &[&str]) {
@@ -245,7 +245,16 @@ pub fn start_worker(worker: &str, addr: &str, extra: &[&str]) -> Proc {
         .stderr(log)
         .spawn()
         .expect("start worker");
-    Proc(child)
+    Proc(child, Some(log_path))
+}
+
+/// What a worker started by [`start_worker`] has logged so far.
+pub fn matcher_log(worker: &Proc) -> String {
+    worker
+        .1
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .unwrap_or_default()
 }
 
 pub fn free_addr() -> String {

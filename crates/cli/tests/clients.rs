@@ -202,7 +202,17 @@ fn kcat_lists_produces_and_reads_on_apache_kafka() {
         .map(|(k, v)| format!("{k}|{v}\n"))
         .collect();
     let mut produce = Command::new("kcat");
-    produce.args(["-P", "-b", &addr, "-t", "orders", "-K", "|", "-X", "partitioner=murmur2_random"]);
+    produce.args([
+        "-P",
+        "-b",
+        &addr,
+        "-t",
+        "orders",
+        "-K",
+        "|",
+        "-X",
+        "partitioner=murmur2_random",
+    ]);
     let out = run_with_input(produce, &lines);
     assert!(
         out.status.success(),

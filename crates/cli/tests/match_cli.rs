@@ -196,16 +196,16 @@ fn topics_check_accepts_the_shipped_layout_and_names_every_problem() {
 fn unsafe_kafka_settings_are_refused_before_connecting() {
     let closed = "127.0.0.1:1";
     for (setting, says) in [
-        (
-            "sasl.password=hunter2",
-            "TRADESTREAM_KAFKA_SASL_PASSWORD",
-        ),
+        ("sasl.password=hunter2", "TRADESTREAM_KAFKA_SASL_PASSWORD"),
         ("acks=1", "acks=1 conflicts with acks=all"),
         (
             "partitioner=consistent_random",
             "partitioner=consistent_random conflicts with partitioner=murmur2_random",
         ),
-        ("enable.auto.commit=true", "enable.auto.commit=true conflicts"),
+        (
+            "enable.auto.commit=true",
+            "enable.auto.commit=true conflicts",
+        ),
     ] {
         let out = tradestream(
             &[
@@ -221,7 +221,10 @@ fn unsafe_kafka_settings_are_refused_before_connecting() {
         assert!(!out.status.success(), "{setting} accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{setting}: {stderr}");
-        assert!(!stderr.contains("hunter2"), "the secret is echoed: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "the secret is echoed: {stderr}"
+        );
     }
     // The same secret from a properties file is fine (it fails later, on the closed port, or
     // not at all before the deadline: only the refusal above is checked here).
@@ -246,6 +249,9 @@ fn unsafe_kafka_settings_are_refused_before_connecting() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("acks=0 conflicts"), "argv wins over the file: {stderr}");
+    assert!(
+        stderr.contains("acks=0 conflicts"),
+        "argv wins over the file: {stderr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

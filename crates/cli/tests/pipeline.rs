@@ -158,14 +158,17 @@ fn verify_with(addr: &str, check: Check) -> Verified {
         for topic in ["executions", "trades", "market-data"] {
             let mut live = read_all(&reader, topic, p);
             if check.foreign_ok {
-                live.retain(|(_, _, h)| h.get(headers::WORKER).map(String::as_str) == Some("matcher"));
+                live.retain(|(_, _, h)| {
+                    h.get(headers::WORKER).map(String::as_str) == Some("matcher")
+                });
             }
             if check.duplicates_ok {
                 let mut seen: BTreeMap<String, Vec<u8>> = BTreeMap::new();
                 live.retain(|(offset, payload, h)| match seen.get(&h[headers::SEQ]) {
                     Some(first) => {
                         assert_eq!(
-                            first, payload,
+                            first,
+                            payload,
                             "{topic}/{p} offset {offset}: a second record with seq {} differs",
                             h[headers::SEQ]
                         );
@@ -776,7 +779,10 @@ fn a_matcher_without_the_history_it_needs_refuses_to_start() {
         if let Some(status) = matcher.0.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the matcher did not refuse to start");
+        assert!(
+            Instant::now() < deadline,
+            "the matcher did not refuse to start"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(!status.success(), "{status}");
@@ -788,7 +794,10 @@ fn a_matcher_without_the_history_it_needs_refuses_to_start() {
         )) && log.contains("refusing to start"),
         "{log}"
     );
-    assert!(committed_by_partition(&addr).values().all(|c| *c < 0), "nothing was committed");
+    assert!(
+        committed_by_partition(&addr).values().all(|c| *c < 0),
+        "nothing was committed"
+    );
 }
 
 /// A matcher paused (SIGSTOP) past its session timeout while a second takes its partitions
@@ -817,7 +826,10 @@ fn zombie(guarantee: &str, check: Check) -> (Verified, [String; 2]) {
         if !now.is_empty() {
             break now;
         }
-        assert!(Instant::now() < deadline, "no committed offsets after the pause");
+        assert!(
+            Instant::now() < deadline,
+            "no committed offsets after the pause"
+        );
     };
     // Every partition with orders moves on: the survivor holds them all now.
     let books: Vec<i32> = (0..PARTITIONS)
@@ -842,7 +854,10 @@ fn zombie(guarantee: &str, check: Check) -> (Verified, [String; 2]) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    eprintln!("survivor took over: {paused_at:?} → {:?}", committed_by_partition(&addr));
+    eprintln!(
+        "survivor took over: {paused_at:?} → {:?}",
+        committed_by_partition(&addr)
+    );
     signal(&zombie.0, "-CONT");
     let mut producer = producer;
     assert!(producer.0.wait().expect("producer exits").success());
@@ -872,7 +887,10 @@ fn a_zombie_matcher_is_fenced_under_exactly_once() {
         "no transaction of the zombie was aborted after the pause: it wrote nothing after \
          losing its partitions\n{after}"
     );
-    eprintln!("exactly-once: {} outputs, {aborted} zombie transactions aborted", v.checked);
+    eprintln!(
+        "exactly-once: {} outputs, {aborted} zombie transactions aborted",
+        v.checked
+    );
 }
 
 /// Effectively-once (no transactions): nothing fences the zombie, so what it had in hand when it

@@ -1012,8 +1012,12 @@ topics:
         let err =
             parse_error(&VALID.replacen("cleanup-policy: compact", "cleanup-policy: compcat", 1));
         assert!(err.contains("unknown variant `compcat`"), "{err}");
-        let err = parse_error(&VALID.replacen("key: symbol,", "key: symbol, partitioner: crc32,", 1));
-        assert!(err.contains("unknown variant `crc32`, expected `murmur2`"), "{err}");
+        let err =
+            parse_error(&VALID.replacen("key: symbol,", "key: symbol, partitioner: crc32,", 1));
+        assert!(
+            err.contains("unknown variant `crc32`, expected `murmur2`"),
+            "{err}"
+        );
         let err = parse_error("topics:\n  - {name: t, partitions: 1, value: {schema: t.avsc}}\n");
         assert!(err.contains("missing field `key`"), "{err}");
         let err = parse_error(

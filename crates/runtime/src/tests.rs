@@ -18,14 +18,22 @@ fn user_settings_replace_defaults_and_pinned_settings_are_enforced() {
         .insert("bootstrap.servers".into(), "elsewhere:9092".into());
     cfg.validate().expect("nothing pinned is contradicted");
     let producer = cfg.producer();
-    assert_eq!(producer.get("message.max.bytes"), Some("4000000"), "user wins");
+    assert_eq!(
+        producer.get("message.max.bytes"),
+        Some("4000000"),
+        "user wins"
+    );
     assert_eq!(producer.get("acks"), Some("all"));
     assert_eq!(producer.get("enable.idempotence"), Some("true"));
     assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
     assert_eq!(producer.get("client.id"), Some("mine"));
     assert_eq!(producer.get("bootstrap.servers"), Some("127.0.0.1:9092"));
     let consumer = cfg.group_consumer("g");
-    assert_eq!(consumer.get("max.poll.interval.ms"), Some("600000"), "user wins");
+    assert_eq!(
+        consumer.get("max.poll.interval.ms"),
+        Some("600000"),
+        "user wins"
+    );
     assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
     assert_eq!(consumer.get("isolation.level"), Some("read_committed"));
     assert_eq!(
@@ -43,7 +51,10 @@ fn user_settings_replace_defaults_and_pinned_settings_are_enforced() {
     cfg.validate().expect("acks=-1 is acks=all");
     cfg.passthrough.insert("acks".into(), "0".into());
     let err = cfg.validate().expect_err("acks=0 weakens durability");
-    assert!(err.to_string().contains("acks=0 conflicts with acks=all"), "{err}");
+    assert!(
+        err.to_string().contains("acks=0 conflicts with acks=all"),
+        "{err}"
+    );
     cfg.passthrough.remove("acks");
     for (key, value) in [
         ("enable.auto.commit", "true"),
@@ -71,11 +82,16 @@ fn settings_come_from_a_properties_file_and_secrets_from_the_environment() {
     cfg.load_properties(&file).unwrap();
     assert_eq!(cfg.passthrough["security.protocol"], "SASL_SSL");
     assert_eq!(cfg.passthrough["sasl.username"], "alice");
-    assert_eq!(cfg.passthrough["sasl.password"], "s3cret=yes", "split at the first =");
+    assert_eq!(
+        cfg.passthrough["sasl.password"], "s3cret=yes",
+        "split at the first ="
+    );
     std::fs::write(&file, "no separator here\n").unwrap();
     let err = cfg.load_properties(&file).expect_err("malformed line");
     assert!(err.to_string().contains("line 1"), "{err}");
-    let missing = cfg.load_properties(&dir.join("absent")).expect_err("no file");
+    let missing = cfg
+        .load_properties(&dir.join("absent"))
+        .expect_err("no file");
     assert!(missing.to_string().contains("absent"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
@@ -140,7 +156,10 @@ fn a_dead_letter_keeps_a_bounded_prefix_of_an_oversized_record() {
     let h = dead_letter::headers(&poison, "orders", 0, 1, "matcher", Some(999_000));
     let message = headers::text(&h, dead_letter::ERROR_MESSAGE).expect("utf-8 message");
     assert!(message.len() <= dead_letter::MAX_TEXT && !message.is_empty());
-    assert_eq!(headers::number(&h, dead_letter::PAYLOAD_TRUNCATED), Some(999_000));
+    assert_eq!(
+        headers::number(&h, dead_letter::PAYLOAD_TRUNCATED),
+        Some(999_000)
+    );
 }
 
 #[test]

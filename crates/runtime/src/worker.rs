@@ -603,7 +603,8 @@ impl<W: Worker> Core<W> {
             error = %poison.message,
             "record sent to dead letters"
         );
-        let (payload, truncated_from) = dead_letter::bounded(record.payload, dead_letter::MAX_PAYLOAD);
+        let (payload, truncated_from) =
+            dead_letter::bounded(record.payload, dead_letter::MAX_PAYLOAD);
         let headers = dead_letter::headers(
             poison,
             record.topic,

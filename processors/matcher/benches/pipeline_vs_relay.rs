@@ -5,12 +5,16 @@
 //! 1. a bare relay: a consumer group reads `orders` and writes every record unchanged to the same
 //!    partition of `relay-out`, with the matcher's client settings (idempotent, `acks=all`,
 //!    same batching), flushing and committing every 2 000 records as the matcher does;
-//! 2. the matcher, over the same records, writing executions, trades and market data (Avro).
+//! 2. the matcher, over the same records, writing executions, trades and market data (Avro);
+//! 3. on Apache Kafka (`TRADESTREAM_TEST_BROKER=kafka`) the matcher again with
+//!    `--guarantee exactly-once`, into output topics of its own (`executions.eos`, …): one
+//!    transaction per round.
 //!
 //! Each is timed from its start until all input is consumed and its outputs are acknowledged.
 //! The last line is one JSON object:
 //! `{"relay_records_per_s":…,"matcher_records_per_s":…,"matcher_orders_per_s":…,"ratio":…}`
-//! where `ratio` = matcher output records per second / relay output records per second.
+//! where `ratio` = matcher output records per second / relay output records per second, plus
+//! `exactly_once_orders_per_s` and `exactly_once_vs_effectively_once` on Apache Kafka.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use tradestream_config::topics::TopicLayout;
 use tradestream_loadgen::{FlowConfig, OrderFlow};
 use tradestream_matcher::{MatcherConfig, MatcherStats};
-use tradestream_runtime::{KafkaConfig, Shutdown};
+use tradestream_runtime::{Guarantee, KafkaConfig, Shutdown};
 
 const BATCH: usize = 2_000;
 
@@ -110,14 +114,35 @@ fn relay(kafka: &KafkaConfig, n: u64) -> Duration {
     start.elapsed()
 }
 
-/// The matcher over the same input. Returns its duration and output record count.
+/// The output topics of a matcher run, with `suffix` appended (a run per guarantee, each into
+/// topics of its own).
+const OUTPUTS: [&str; 5] = [
+    "executions",
+    "trades",
+    "market-data",
+    "matcher-snapshots",
+    "dead-letters",
+];
+
+/// The matcher over the same input, into the output topics named with `suffix`. Returns its
+/// duration and output record count.
 fn matcher(
     kafka: &KafkaConfig,
     instruments: tradestream_engine::Instruments,
     n: u64,
+    guarantee: Guarantee,
+    suffix: &str,
 ) -> (Duration, u64) {
     let mut cfg = MatcherConfig::new(kafka.clone(), instruments);
-    cfg.group = "bench-matcher".into();
+    cfg.group = format!("bench-matcher{suffix}");
+    cfg.guarantee = guarantee;
+    let [executions, trades, market_data, snapshots, dead_letters] =
+        OUTPUTS.map(|t| format!("{t}{suffix}"));
+    cfg.executions = executions;
+    cfg.trades = trades;
+    cfg.market_data = market_data;
+    cfg.snapshots = snapshots;
+    cfg.dead_letters = dead_letters;
     cfg.snapshot_every_records = 10_000;
     let shutdown = Shutdown::new();
     let stats = Arc::new(MatcherStats::default());
@@ -156,6 +181,16 @@ fn main() {
     out.name = "relay-out".into();
     out.co_partition = None;
     specs.push(out);
+    // Under exactly-once (Apache Kafka only) the matcher runs again, into topics of its own.
+    let eos = std::env::var("TRADESTREAM_TEST_BROKER").is_ok_and(|b| b == "kafka");
+    if eos {
+        for name in OUTPUTS {
+            let mut spec = layout.get(name).expect("output topic").clone();
+            spec.name = format!("{name}.eos");
+            spec.co_partition = None;
+            specs.push(spec);
+        }
+    }
 
     // TRADESTREAM_TEST_BROKER=kafka runs it on a private Apache Kafka node instead.
     let (_node, addr, broker) = tradestream_testkit::bench_broker(|| {
@@ -178,21 +213,37 @@ fn main() {
         "relay:   {n} records in {:.2}s = {relay_rps:.0} records/s",
         relay_time.as_secs_f64()
     );
-    let (matcher_time, outputs) = matcher(&kafka, instruments, n);
+    let (matcher_time, outputs) = matcher(
+        &kafka,
+        instruments.clone(),
+        n,
+        Guarantee::EffectivelyOnce,
+        "",
+    );
     let secs = matcher_time.as_secs_f64();
     let matcher_rps = outputs as f64 / secs;
     let matcher_ops = n as f64 / secs;
     println!(
         "matcher: {n} orders → {outputs} records in {secs:.2}s = {matcher_rps:.0} records/s ({matcher_ops:.0} orders/s)"
     );
-    println!(
-        "{}",
-        serde_json::json!({
-            "broker": broker,
-            "relay_records_per_s": relay_rps.round(),
-            "matcher_records_per_s": matcher_rps.round(),
-            "matcher_orders_per_s": matcher_ops.round(),
-            "ratio": (matcher_rps / relay_rps * 1000.0).round() / 1000.0,
-        })
-    );
+    let mut figures = serde_json::json!({
+        "broker": broker,
+        "relay_records_per_s": relay_rps.round(),
+        "matcher_records_per_s": matcher_rps.round(),
+        "matcher_orders_per_s": matcher_ops.round(),
+        "ratio": (matcher_rps / relay_rps * 1000.0).round() / 1000.0,
+    });
+    if eos {
+        let (eos_time, eos_outputs) =
+            matcher(&kafka, instruments, n, Guarantee::ExactlyOnce, ".eos");
+        let secs = eos_time.as_secs_f64();
+        let eos_ops = n as f64 / secs;
+        println!(
+            "matcher, exactly-once: {n} orders → {eos_outputs} records in {secs:.2}s = {eos_ops:.0} orders/s"
+        );
+        figures["exactly_once_orders_per_s"] = eos_ops.round().into();
+        figures["exactly_once_vs_effectively_once"] =
+            ((eos_ops / matcher_ops * 1000.0).round() / 1000.0).into();
+    }
+    println!("{figures}");
 }

@@ -119,8 +119,7 @@ pub(crate) fn tail(
             let ours = m.headers().and_then(|h| {
                 let mine = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
                     && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
-                    && headers::number(h, headers::SOURCE_PARTITION)
-                        == Some(i64::from(partition));
+                    && headers::number(h, headers::SOURCE_PARTITION) == Some(i64::from(partition));
                 let seq = headers::number(h, headers::SEQ)?;
                 let source_offset = headers::number(h, headers::SOURCE_OFFSET)?;
                 (mine && seq > 0).then(|| Tail {

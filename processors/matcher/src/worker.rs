@@ -383,7 +383,9 @@ fn command_symbol(cmd: &Command) -> &str {
 /// an explicit partition) would be matched in a second book.
 fn misrouted(cmd: &Command, partition: i32, partitions: i32) -> bool {
     let symbol = command_symbol(cmd);
-    partitions > 0 && !symbol.is_empty() && partition_for(symbol.as_bytes(), partitions) != partition
+    partitions > 0
+        && !symbol.is_empty()
+        && partition_for(symbol.as_bytes(), partitions) != partition
 }
 
 /// Runs the matcher until `shutdown` is triggered or an error stops it. On a clean stop it

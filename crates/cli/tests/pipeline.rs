@@ -437,16 +437,7 @@ fn a_chunked_snapshot_is_restored_after_a_kill() {
         .unwrap_or(0);
     assert!(most_chunks > 1, "snapshots were not chunked: {most_chunks}");
     // More orders, and a new matcher restores from the chunked snapshots.
-    run_ok(&[
-        "produce",
-        "orders",
-        "--bootstrap-servers",
-        &addr,
-        "--count",
-        "15000",
-        "--seed",
-        "7",
-    ]);
+    produce_orders(&addr, 15_000, 7);
     let matcher = start_matcher_with(&addr, SNAPSHOT_EVERY, &chunked);
     wait_committed(&addr, 30_000, Duration::from_secs(300));
     let stats = stop_matcher(matcher);
@@ -685,16 +676,7 @@ fn bad_input_never_stops_or_splits_a_partition() {
         }
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-    run_ok(&[
-        "produce",
-        "orders",
-        "--bootstrap-servers",
-        &addr,
-        "--count",
-        "4000",
-        "--seed",
-        "13",
-    ]);
+    produce_orders(&addr, 4_000, 13);
     let matcher = start_matcher(&addr, 1_000);
     wait_all_consumed(&addr, Duration::from_secs(120));
     let stats = stop_matcher(matcher);

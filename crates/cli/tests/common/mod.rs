@@ -165,6 +165,21 @@ pub fn broker_with_orders(count: u64, seed: u64, extra: &[&str]) -> (Broker, Str
     (broker, addr)
 }
 
+/// `produce orders` of `count` generated orders with `seed`, acknowledged when it returns.
+pub fn produce_orders(addr: &str, count: u64, seed: u64) {
+    let (count, seed) = (count.to_string(), seed.to_string());
+    run_ok(&[
+        "produce",
+        "orders",
+        "--bootstrap-servers",
+        addr,
+        "--count",
+        &count,
+        "--seed",
+        &seed,
+    ]);
+}
+
 /// Writes raw values as they are to (topic, partition), with `key`, and waits for the acks.
 pub fn produce_raw(addr: &str, key: Option<&[u8]>, records: &[(&str, i32, &[u8])]) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};

@@ -370,7 +370,9 @@ fn candles_from(trades: &[(i32, Rec)]) -> (BTreeMap<(String, &'static str, i64),
 #[test]
 fn downstream_workers_store_candles_notifications_and_dead_letters() {
     let _serial = serial();
-    let (_broker, addr) = broker_with_orders(20_000, 5, &[]);
+    // Paced, so that the orders (stamped with the wall clock) span seconds of event time and fill
+    // a few dozen candles.
+    let (_broker, addr) = broker_with_orders(20_000, 5, &["--rate", "4000"]);
     let matcher = start_matcher(&addr, 5_000);
     wait_committed(&addr, 20_000, Duration::from_secs(300));
     stop_matcher(matcher);
@@ -418,6 +420,10 @@ fn downstream_workers_store_candles_notifications_and_dead_letters() {
     assert_eq!(
         market_stats["late"], 0,
         "no late trades in this flow: {market_stats}"
+    );
+    assert_eq!(
+        market_stats["clamped"], 0,
+        "trades of well-stamped orders are never ahead of their records: {market_stats}"
     );
 
     // Trades: one row each.

@@ -31,8 +31,21 @@ struct Offline {
     chain_at: BTreeMap<i64, u64>,
 }
 
-/// The engine offline over one orders partition.
-fn offline(p: i32, orders: &[Rec]) -> Offline {
+/// The broker timestamp of every record of orders partition `p`, by offset.
+fn record_timestamps(reader: &PartitionReader, p: i32) -> BTreeMap<i64, Option<i64>> {
+    use rdkafka::message::Message;
+    let mut out = BTreeMap::new();
+    reader
+        .read_to_end("orders", p, 0, |m| {
+            out.insert(m.offset(), m.timestamp().to_millis());
+        })
+        .unwrap();
+    out
+}
+
+/// The engine offline over one orders partition, with the matcher's default timestamp window
+/// around each record's broker timestamp (`timestamps`, by offset).
+fn offline(p: i32, orders: &[Rec], timestamps: &BTreeMap<i64, Option<i64>>) -> Offline {
     let instruments =
         tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
     let mut engine: Engine = Engine::new(instruments.clone());
@@ -52,7 +65,13 @@ fn offline(p: i32, orders: &[Rec]) -> Offline {
             continue;
         }
         events.clear();
-        engine.apply(&cmd, &mut events);
+        tradestream_matcher::timestamps::apply(
+            &mut engine,
+            &cmd,
+            timestamps[offset],
+            Some(tradestream_matcher::timestamps::DEFAULT_MAX_CLOCK_SKEW),
+            &mut events,
+        );
         for e in &events {
             let topics: &[&'static str] = match e.kind.name() {
                 "trade" => &["executions", "trades"],
@@ -141,7 +160,7 @@ fn verify_with(addr: &str, check: Check) -> Verified {
             expected,
             poison,
             chain_at,
-        } = offline(p, &orders);
+        } = offline(p, &orders, &record_timestamps(&reader, p));
         // Every snapshot carries the output hash chain of the input it covers.
         for (_, payload, _) in read_all(&reader, "matcher-snapshots", p) {
             let meta = avro::decode_snapshot(&payload).expect("snapshot decodes");
@@ -258,11 +277,33 @@ fn verify_with(addr: &str, check: Check) -> Verified {
 fn matcher_outputs_equal_the_offline_engine() {
     let _serial = serial();
     let (_broker, addr) = broker_with_orders(20_000, 1, &["--poison-per-mille", "10"]);
+    // Two orders stamped in the wrong unit: rejected with `bad_timestamp`, in sequence.
+    let micros = tradestream_loadgen::wall_clock_ms() * 1_000;
+    let seconds = tradestream_loadgen::wall_clock_ms() / 1_000;
+    let bad = |id: &str, ts: i64| {
+        format!(
+            r#"{{"type":"new","order_id":"{id}","account":"skewed","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"100","qty":"1","tif":"gtc","ts":{ts}}}"#
+        )
+    };
+    let (micros, seconds) = (bad("us", micros), bad("s", seconds));
+    produce_raw(
+        &addr,
+        Some(b"BTC-USD"),
+        &[
+            ("orders", 0, micros.as_bytes()),
+            ("orders", 1, seconds.as_bytes()),
+        ],
+    );
     let metrics = free_addr();
     let matcher = start_matcher_with(&addr, 2_000, &["--metrics-listen", &metrics]);
-    wait_committed(&addr, 20_000, Duration::from_secs(300));
+    wait_committed(&addr, 20_002, Duration::from_secs(300));
     let body = scrape(&metrics);
     let stats = stop_matcher(matcher);
+    // The broker stamps records (the check is on), and exactly the two were refused.
+    assert_eq!(stats["bad_timestamps"].as_u64(), Some(2), "{stats}");
+    assert_eq!(stats["unchecked_timestamps"].as_u64(), Some(0), "{stats}");
+    let bad_timestamps = metric_sum(&body, "tradestream_bad_timestamps_total", "");
+    assert_eq!(bad_timestamps, 2.0, "{body}");
     // The Prometheus endpoint counts what the matcher did, by partition and by error class.
     let records_in = metric_sum(&body, "tradestream_records_in_total", r#"worker="matcher""#);
     assert!(records_in >= 20_000.0, "records_in {records_in}\n{body}");

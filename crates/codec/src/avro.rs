@@ -1246,7 +1246,7 @@ pub enum DecodedKind {
         request: Request,
         /// The reason code ([`RejectReason::code`](tradestream_engine::RejectReason::code)).
         reason: String,
-        /// Extra text (malformed commands).
+        /// Extra text (`malformed`, `bad_timestamp`).
         detail: Option<String>,
     },
     /// One fill at the maker's price.

@@ -9,7 +9,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use serde_json::{Value, json};
 use tradestream_engine::{
     CancelOrder, Command, Decimal, Engine, Event, EventKind, InstrumentSpec, Instruments, NewOrder,
-    OrderId, OrderType, ReplaceOrder, Request, Side, Symbol, Tif,
+    OrderId, OrderType, RejectReason, ReplaceOrder, Request, Side, Symbol, Tif,
 };
 
 use super::*;
@@ -974,6 +974,56 @@ fn rejections_carry_the_account_to_tell_in_the_existing_field() {
             ..
         })
     ));
+}
+
+#[test]
+fn bad_timestamp_rejections_round_trip_without_a_schema_change() {
+    // Reason codes and details travel as strings (`reason`, `detail`), so a new reason is no
+    // change to the schema's canonical form: records written before it still decode, and readers
+    // on the old schema read the new code as text.
+    assert_eq!(
+        RecordType::EngineEvent.fingerprint(),
+        ENGINE_EVENT_FINGERPRINT
+    );
+    let instruments = instruments();
+    let order = br#"{"type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"100.50","qty":"2","tif":"gtc","ts":1732900000000000}"#;
+    let detail = "ts 1732900000000000 is 1731167099999999 ms ahead of the record timestamp";
+    let mut engine: Engine = Engine::new(instruments.clone());
+    let mut events = Vec::new();
+    engine.reject(
+        &crate::json::decode_command(order, 0),
+        RejectReason::BadTimestamp(detail.into()),
+        1_732_900_000_001,
+        &mut events,
+    );
+    let [e] = events.as_slice() else {
+        panic!("one rejection: {events:?}");
+    };
+    let want = DecodedKind::Rejected {
+        order_id: OrderId::new("o-1").unwrap(),
+        account: Account::new("a-1").unwrap(),
+        request: Request::New,
+        reason: "bad_timestamp".into(),
+        detail: Some(detail.into()),
+    };
+    for framing in FRAMINGS {
+        let mut out = Vec::new();
+        let provenance = Provenance {
+            seq: e.seq.0,
+            ..Provenance::default()
+        };
+        encode_event(&instruments, e, provenance, framing, &mut out);
+        let decoded = decode_event(&out).unwrap();
+        assert_eq!(decoded.kind, want, "{framing:?}");
+        assert_eq!(decoded.ts, 1_732_900_000_001, "stamped with the time given");
+        let mut json = Vec::new();
+        crate::json::encode_event(&instruments, e, &mut json);
+        let json: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(to_json(&decoded), json, "{framing:?}");
+        assert_eq!(json["reason"], "bad_timestamp");
+        assert_eq!(json["detail"], detail);
+        assert_eq!(json["account"], "a-1");
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@
 //! - `accepted`: `order_id`, `account`, `side`, `order_type`, `tif`, `price` (limit), `qty`, `post_only`
 //! - `rejected`: `order_id`, `account` (whom to tell: the new order's, or the owner of the live
 //!   order a cancel or replace named; `""` when unknown), `request`
-//!   (`new`/`cancel`/`replace`/`unknown`), `reason`, `detail` (malformed)
+//!   (`new`/`cancel`/`replace`/`unknown`), `reason`, `detail` (`malformed`, `bad_timestamp`)
 //! - `trade`: `price`, `qty`, `maker_order_id`, `maker_account`, `maker_leaves`, `taker_order_id`,
 //!   `taker_account`, `taker_side`, `taker_leaves`
 //! - `cancelled` / `expired`: `order_id`, `account`, `qty`

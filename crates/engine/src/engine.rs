@@ -85,6 +85,47 @@ impl<B: Book> Engine<B> {
         }
     }
 
+    /// Refuses `cmd` for `reason` without applying it: one `rejected` event, numbered in
+    /// sequence like any other, stamped with `ts` (the command's own `ts` may be what is
+    /// refused), and addressed as the engine addresses its own rejections: a new order's account,
+    /// the owner of the live order a cancel or replace names (nobody if the engine does not hold
+    /// it), a malformed command's account. The book is unchanged.
+    ///
+    /// For checks the engine cannot make itself because they need something outside the command
+    /// (the matcher's timestamp window, [`RejectReason::BadTimestamp`]). The caller decides from
+    /// the input log only, so a replay decides the same.
+    pub fn reject(&mut self, cmd: &Command, reason: RejectReason, ts: i64, out: &mut Vec<Event>) {
+        let owner = |order_id, symbol| {
+            self.instruments
+                .index(&symbol)
+                .and_then(|ix| self.slots[ix].book.get(&order_id))
+                .map_or(NO_ACCOUNT, |live| live.account)
+        };
+        let (order_id, symbol, request, account) = match cmd {
+            Command::New(c) => (c.order_id, c.symbol, Request::New, c.account),
+            Command::Cancel(c) => (
+                c.order_id,
+                c.symbol,
+                Request::Cancel,
+                owner(c.order_id, c.symbol),
+            ),
+            Command::Replace(c) => (
+                c.order_id,
+                c.symbol,
+                Request::Replace,
+                owner(c.order_id, c.symbol),
+            ),
+            Command::Invalid(c) => (c.order_id, c.symbol, c.request, c.account),
+        };
+        let mut em = Emitter::new(&mut self.next_seq, ts, symbol, out);
+        em.emit(EventKind::Rejected {
+            order_id,
+            account,
+            request,
+            reason,
+        });
+    }
+
     /// Restores a book's contents (used by snapshot restore) and re-derives its top of book.
     pub(crate) fn restore_order(&mut self, index: usize, order: Resting) {
         self.slots[index].book.insert(order);

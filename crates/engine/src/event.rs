@@ -190,6 +190,12 @@ pub enum RejectReason {
     UnknownOrder,
     /// A replace that names neither price nor quantity.
     NothingToReplace,
+    /// The command's `ts` is too far from the broker's timestamp of its record. The engine has no
+    /// clock: the matcher decides and refuses the command through [`Engine::reject`]; the text
+    /// says by how much it was off.
+    ///
+    /// [`Engine::reject`]: crate::Engine::reject
+    BadTimestamp(Box<str>),
     /// The command could not be decoded.
     Malformed(Box<str>),
 }
@@ -214,14 +220,15 @@ impl RejectReason {
             RejectReason::DuplicateOrderId => "duplicate_order_id",
             RejectReason::UnknownOrder => "unknown_order",
             RejectReason::NothingToReplace => "nothing_to_replace",
+            RejectReason::BadTimestamp(_) => "bad_timestamp",
             RejectReason::Malformed(_) => "malformed",
         }
     }
 
-    /// Extra text, for malformed commands.
+    /// Extra text, for malformed commands and bad timestamps.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            RejectReason::Malformed(d) => Some(d),
+            RejectReason::Malformed(d) | RejectReason::BadTimestamp(d) => Some(d),
             _ => None,
         }
     }

@@ -25,6 +25,9 @@
 //! - A `rejected` event names the account to tell: a new order's own, the owner of the live order
 //!   a refused cancel or replace named, or the account a malformed command carried; empty when
 //!   there is none (unknown symbol or order, no readable account).
+//! - [`Engine::reject`] refuses a command for a reason decided outside the engine (the matcher's
+//!   timestamp window, `bad_timestamp`): one `rejected` event in sequence, addressed the same way,
+//!   and the book untouched. The engine itself still reads no clock.
 //! - Each command's events are numbered with one per-engine counter, contiguous from 1:
 //!   lifecycle events first, then `book_delta` per level changed, then `top_of_book` if the best
 //!   bid or ask changed.

@@ -650,6 +650,103 @@ fn rejections_name_the_account_to_tell<B: Book>() {
     assert_eq!(told(&h.run(malformed(nobody))), Some(nobody));
 }
 
+/// `Engine::reject`: a command refused outside the engine's rules (the matcher's timestamp
+/// window) is answered in sequence like any rejection, addressed as the engine addresses its own,
+/// stamped with the time given, and changes nothing in the book.
+fn refused_commands_are_rejected_in_sequence<B: Book>() {
+    let nobody = Account(crate::name::Name::EMPTY);
+    let mut h = H::<B>::new();
+    h.limit("live", Side::Buy, "90", "2", Tif::Gtc);
+    let bad = RejectReason::BadTimestamp("ts 1732900000000000 is far ahead".into());
+    let mut out = Vec::new();
+    let mut refuse = |h: &mut H<B>, cmd: Command| {
+        out.clear();
+        h.engine.reject(&cmd, bad.clone(), 77, &mut out);
+        out.clone()
+    };
+    let before = h.engine.last_seq();
+    // A new order that would trade with the live one: refused, addressed to its own account.
+    let ev = refuse(
+        &mut h,
+        Command::New(NewOrder {
+            order_id: id("x"),
+            account: acct("acct-x"),
+            symbol: Symbol::new(SYM).unwrap(),
+            side: Side::Sell,
+            order_type: OrderType::Limit,
+            price: Some(Decimal::from_int(90)),
+            qty: Decimal::from_int(1),
+            tif: Tif::Gtc,
+            post_only: false,
+            ts: 1_732_900_000_000_000,
+        }),
+    );
+    assert_eq!(
+        ev,
+        [Event {
+            seq: crate::types::Seq(before + 1),
+            ts: 77,
+            symbol: Symbol::new(SYM).unwrap(),
+            kind: EventKind::Rejected {
+                order_id: id("x"),
+                account: acct("acct-x"),
+                request: Request::New,
+                reason: bad.clone(),
+            },
+        }]
+    );
+    assert_eq!(h.open("live"), Some(2), "nothing traded");
+    // A cancel or replace of a live order: its owner; the order stays as it was.
+    let cancel = |oid: &str, symbol: &str| {
+        Command::Cancel(CancelOrder {
+            order_id: id(oid),
+            symbol: Symbol::new(symbol).unwrap(),
+            ts: -1,
+        })
+    };
+    let ev = refuse(&mut h, cancel("live", SYM));
+    let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(told(&kinds), Some(acct("acct-live")));
+    assert!(matches!(
+        kinds[0],
+        EventKind::Rejected {
+            request: Request::Cancel,
+            ..
+        }
+    ));
+    let ev = refuse(
+        &mut h,
+        Command::Replace(ReplaceOrder {
+            order_id: id("live"),
+            symbol: Symbol::new(SYM).unwrap(),
+            price: Some(Decimal::from_int(1)),
+            qty: None,
+            ts: i64::MAX,
+        }),
+    );
+    let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(told(&kinds), Some(acct("acct-live")));
+    assert_eq!(reason(&kinds), Some(bad.clone()));
+    assert_eq!(h.open("live"), Some(2), "not cancelled, not moved");
+    // An order the engine does not hold, or an unknown symbol: nobody to tell.
+    let kinds: Vec<EventKind> = refuse(&mut h, cancel("nope", SYM))
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(told(&kinds), Some(nobody));
+    let kinds: Vec<EventKind> = refuse(&mut h, cancel("live", "NOPE"))
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(told(&kinds), Some(nobody));
+    // The sequence goes on without a gap.
+    assert_eq!(h.engine.last_seq(), before + 5);
+    let mut next = Vec::new();
+    h.engine.apply(&cancel("live", SYM), &mut next);
+    assert_eq!(next[0].seq.0, before + 6);
+    assert!(matches!(next[0].kind, EventKind::Cancelled { .. }));
+}
+
 fn market_data_and_sequence<B: Book>() {
     let mut h = H::<B>::new();
     let mut all: Vec<Event> = Vec::new();
@@ -774,6 +871,7 @@ on_both_books!(
     replace_rejections,
     new_order_rejections,
     rejections_name_the_account_to_tell,
+    refused_commands_are_rejected_in_sequence,
     market_data_and_sequence,
     snapshot_round_trip,
 );

@@ -6,7 +6,8 @@
 //!
 //! ## Layout
 //! - [`OrderFlow`]: the generator; [`OrderFlow::next_line`] gives one JSON command line
-//!   (the `orders` topic's JSON contract) and its key (the symbol).
+//!   (the `orders` topic's JSON contract) and its key (the symbol);
+//!   [`OrderFlow::next_line_at`] stamps it with a clock reading (for a live topic).
 //! - [`FlowConfig`]: symbols, mix and seed.
 
 use tradestream_engine::Instrument;
@@ -72,6 +73,14 @@ struct SymbolFlow {
     live: Vec<u64>,
 }
 
+/// The wall clock in milliseconds since the epoch, for [`OrderFlow::next_line_at`] (0 if the
+/// clock is before 1970).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The generator.
 #[derive(Debug, Clone)]
 pub struct OrderFlow {
@@ -135,10 +144,26 @@ impl OrderFlow {
             .unwrap_or_else(|| "1".into())
     }
 
+    /// [`Self::next_line`] stamped with a clock reading `now_ms` instead of one millisecond after
+    /// the previous command (never before the previous stamp: a clock stepped back repeats it).
+    /// A producer writing to a live `orders` topic stamps with the wall clock: the matcher
+    /// rejects a `ts` too far from the broker's timestamp (`bad_timestamp`), and a stamp ahead
+    /// of the broker's holds back the candles' watermark. The rest of the flow depends on the
+    /// seed only.
+    pub fn next_line_at(&mut self, now_ms: i64) -> (String, String, bool) {
+        self.ts = self.ts.max(now_ms);
+        self.line()
+    }
+
     /// The next command as one JSON line (no newline), with its key (the symbol), and whether it
     /// is a deliberately bad record.
     pub fn next_line(&mut self) -> (String, String, bool) {
         self.ts += 1;
+        self.line()
+    }
+
+    /// The next command, stamped `self.ts`.
+    fn line(&mut self) -> (String, String, bool) {
         let ts = self.ts;
         let si = self.rng.below(self.symbols.len() as u64) as usize;
         if self.poison_per_mille > 0 && self.rng.chance(self.poison_per_mille) {
@@ -290,6 +315,27 @@ mod tests {
             rejected < 2_000,
             "{rejected} rejections: the flow should be mostly valid"
         );
+    }
+
+    #[test]
+    fn clock_stamps_follow_the_clock_never_go_back_and_leave_the_flow_as_it_was() {
+        let inst = instruments();
+        let ts = |line: &str| tradestream_codec::json::decode_command(line.as_bytes(), 0).ts();
+        let mut plain = OrderFlow::new(inst.iter(), &FlowConfig::default());
+        let mut stamped = OrderFlow::new(inst.iter(), &FlowConfig::default());
+        let now = 1_800_000_000_000;
+        let clock = [now, now, now + 5, now + 3, now + 100];
+        let want = [now, now, now + 5, now + 5, now + 100];
+        for (i, (clock, want)) in clock.into_iter().zip(want).enumerate() {
+            let (a, ka, _) = plain.next_line();
+            let (b, kb, _) = stamped.next_line_at(clock);
+            assert_eq!(ts(&b), want, "{i}");
+            assert_eq!(ka, kb);
+            assert_eq!(
+                a.replace(&ts(&a).to_string(), ""),
+                b.replace(&want.to_string(), "")
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! | `tradestream_transactions_aborted_total` | counter | worker (`exactly-once`: a transaction aborted and its input replayed) |
 //! | `tradestream_latency_seconds` | histogram | worker (record timestamp → outputs acknowledged and input committed) |
 //! | `tradestream_consumer_lag` | gauge | worker, topic, partition (from librdkafka statistics) |
+//! | `tradestream_bad_timestamps_total` | counter | worker (commands rejected: `ts` too far from the record timestamp) |
+//! | `tradestream_watermark_clamped_total` | counter | worker, partition (event times ahead of the record timestamp, held back) |
 //!
 //! The loop counts in plain integers while a batch runs and hands the sums to the facade once
 //! per batch, so the per-record cost is an integer add.
@@ -38,6 +40,10 @@ pub const TRANSACTIONS_ABORTED: &str = "tradestream_transactions_aborted_total";
 pub const LATENCY: &str = "tradestream_latency_seconds";
 /// Consumer lag.
 pub const CONSUMER_LAG: &str = "tradestream_consumer_lag";
+/// Commands the matcher rejected with `bad_timestamp`.
+pub const BAD_TIMESTAMPS: &str = "tradestream_bad_timestamps_total";
+/// Trades whose event time was too far ahead of their record timestamp to move a watermark.
+pub const WATERMARK_CLAMPED: &str = "tradestream_watermark_clamped_total";
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -177,4 +183,15 @@ pub(crate) fn consumer_lag(worker: &str, statistics: &Statistics) {
         gauge!(CONSUMER_LAG, "worker" => worker.to_owned(), "topic" => topic.clone(), "partition" => partition.to_string())
             .set(lag as f64);
     }
+}
+
+/// One command rejected with `bad_timestamp` (rare: counted as it happens, not per batch).
+pub fn bad_timestamp(worker: &str) {
+    counter!(BAD_TIMESTAMPS, "worker" => worker.to_owned()).increment(1);
+}
+
+/// One watermark advance held back to a record's broker timestamp plus the allowed lead.
+pub fn watermark_clamped(worker: &str, partition: i32) {
+    counter!(WATERMARK_CLAMPED, "worker" => worker.to_owned(), "partition" => partition.to_string())
+        .increment(1);
 }

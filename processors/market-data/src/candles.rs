@@ -18,6 +18,13 @@
 //! ## Watermark, closing and late trades
 //! The builder keeps an event-time **watermark**: the largest trade time it has seen minus the
 //! allowed lateness (default [`DEFAULT_ALLOWED_LATENESS_MS`]). It never goes back.
+//! - A trade's time counts for the watermark only up to its record's broker timestamp (the
+//!   `trades` record's create or log-append time, given to [`CandleBuilder::apply`]) plus the
+//!   allowed lead (default [`DEFAULT_MAX_WATERMARK_LEAD_MS`]); [`CandleBuilder::clamped`] counts
+//!   the trades held back. So one trade stamped in microseconds — which the matcher now rejects,
+//!   but an older matcher or orders already in the log may have let through — cannot move the
+//!   watermark years ahead and make every later trade late. The trade itself still goes to the
+//!   candles of its own (bad) time. A record without a broker timestamp is not held back.
 //! - A bucket **closes** when its end is at or below the watermark (`start + length <=
 //!   watermark`): its candle is marked `closed`, returned once among the closed outputs, and
 //!   dropped from the builder. A closed candle is final: it was published as such.
@@ -30,8 +37,9 @@
 //!
 //! Trades are the only input that moves the watermark in [`CandleBuilder::apply`];
 //! [`CandleBuilder::advance_to`] moves it with another event time of the same partition (a
-//! top-of-book, say) so that a quiet symbol's candles still close. Feed it event times from the
-//! log only — never the wall clock — or a replay would close candles differently.
+//! top-of-book, say) so that a quiet symbol's candles still close. Feed it event times and record
+//! timestamps from the log only — never the wall clock — or a replay would close candles
+//! differently.
 //!
 //! ## Exactly-once
 //! A candle carries the `(source_partition, seq)` of the last trade in it. A trade whose `seq` is
@@ -60,6 +68,11 @@ use tradestream_engine::decimal::exact::{self, Wide, vwap_scale};
 /// 1 s candle. (Producers stamp orders with their own clocks; 5 s covers ordinary skew and
 /// batching without delaying closed candles much.)
 pub const DEFAULT_ALLOWED_LATENESS_MS: i64 = 5_000;
+
+/// The default for how far ahead of its record's broker timestamp a trade's event time may move
+/// the watermark: 1 s. Kept well under [`DEFAULT_ALLOWED_LATENESS_MS`], so that a trade stamped
+/// far ahead (a microsecond `ts`) closes no bucket a trade arriving with it could still fall in.
+pub const DEFAULT_MAX_WATERMARK_LEAD_MS: i64 = 1_000;
 
 /// Why a trade could not be applied. The event is poison (dead-letter it); the builder is
 /// unchanged.
@@ -248,6 +261,8 @@ pub struct CandleBuilder {
     by_end: BTreeSet<(i64, Key)>,
     late: [u64; Interval::ALL.len()],
     duplicates: u64,
+    max_lead_ms: i64,
+    clamped: u64,
 }
 
 impl CandleBuilder {
@@ -262,7 +277,16 @@ impl CandleBuilder {
             by_end: BTreeSet::new(),
             late: [0; Interval::ALL.len()],
             duplicates: 0,
+            max_lead_ms: DEFAULT_MAX_WATERMARK_LEAD_MS,
+            clamped: 0,
         }
+    }
+
+    /// Lets a trade move the watermark at most `max_lead_ms` past its record's broker timestamp
+    /// (default [`DEFAULT_MAX_WATERMARK_LEAD_MS`]; a negative value counts as 0).
+    pub fn with_max_lead(mut self, max_lead_ms: i64) -> Self {
+        self.max_lead_ms = max_lead_ms.max(0);
+        self
     }
 
     /// The source partition whose trades this builder takes.
@@ -295,12 +319,14 @@ impl CandleBuilder {
     }
 
     /// Applies one event of the `trades` topic: a trade updates the open candles of its buckets
-    /// and moves the watermark, which may close candles; other events change nothing. `lookup`
-    /// fetches a candle the builder does not hold from the store (symbol, interval, bucket
-    /// start).
+    /// and moves the watermark, which may close candles; other events change nothing.
+    /// `record_ts_ms` is the broker timestamp of the event's record, which bounds how far the
+    /// watermark may move (none: unbounded). `lookup` fetches a candle the builder does not hold
+    /// from the store (symbol, interval, bucket start).
     pub fn apply(
         &mut self,
         ev: &DecodedEvent,
+        record_ts_ms: Option<i64>,
         mut lookup: impl FnMut(&str, Interval, i64) -> Option<CandleRow>,
     ) -> Result<CandleOutput, CandleError> {
         let DecodedKind::Trade { price, qty, .. } = &ev.kind else {
@@ -373,8 +399,21 @@ impl CandleBuilder {
         for (key, open) in changed {
             self.insert(key, open);
         }
-        let closed = self.advance_to(ev.ts);
+        let watermark_time = self.watermark_time(ev.ts, record_ts_ms);
+        let closed = self.advance_to(watermark_time);
         Ok(CandleOutput { updated, closed })
+    }
+
+    /// The time a trade at `event_ts_ms` recorded at `record_ts_ms` may move the watermark with:
+    /// its own, held to the record's broker timestamp plus the allowed lead (counted when held).
+    fn watermark_time(&mut self, event_ts_ms: i64, record_ts_ms: Option<i64>) -> i64 {
+        match record_ts_ms.map(|r| r.saturating_add(self.max_lead_ms)) {
+            Some(bound) if event_ts_ms > bound => {
+                self.clamped += 1;
+                bound
+            }
+            _ => event_ts_ms,
+        }
     }
 
     /// Moves the watermark to `event_ts_ms − allowed lateness` if that is later, and returns the
@@ -428,6 +467,12 @@ impl CandleBuilder {
     /// Trades that came too late for `interval` (their bucket there had closed).
     pub fn late(&self, interval: Interval) -> u64 {
         self.late[index(interval)]
+    }
+
+    /// Trades whose event time was more than the allowed lead ahead of their record's broker
+    /// timestamp: they moved the watermark only that far.
+    pub fn clamped(&self) -> u64 {
+        self.clamped
     }
 
     /// Trades skipped for at least one candle because they were in it already (replays).

@@ -47,8 +47,9 @@ fn builder() -> CandleBuilder {
     CandleBuilder::new(P, DEFAULT_ALLOWED_LATENESS_MS)
 }
 
+/// Applies a trade recorded at its own event time (the broker's clock agrees with the client's).
 fn apply(b: &mut CandleBuilder, e: &DecodedEvent) -> CandleOutput {
-    b.apply(e, no_store).unwrap()
+    b.apply(e, Some(e.ts), no_store).unwrap()
 }
 
 /// (interval, bucket start) of each row.
@@ -257,7 +258,7 @@ fn replayed_trades_are_skipped() {
         seq: 9,
     };
     let out = b
-        .apply(&trade(8, 1_000, "10", "1"), |_, interval, start| {
+        .apply(&trade(8, 1_000, "10", "1"), None, |_, interval, start| {
             (interval == Interval::M1 && start == 0).then(|| stored.clone())
         })
         .unwrap();
@@ -289,7 +290,7 @@ fn stored_open_candles_continue() {
     };
     let mut lookups = Vec::new();
     let out = b
-        .apply(&trade(6, 120_000, "13.00", "1.0"), |s, i, start| {
+        .apply(&trade(6, 120_000, "13.00", "1.0"), None, |s, i, start| {
             lookups.push((s.to_owned(), i, start));
             (i == Interval::H1).then(|| stored.clone())
         })
@@ -307,7 +308,7 @@ fn stored_open_candles_continue() {
     assert_eq!(h1.vwap, d("11.000000"));
 
     // Held now: no more lookups.
-    b.apply(&trade(7, 120_001, "13.00", "1.0"), |s, i, start| {
+    b.apply(&trade(7, 120_001, "13.00", "1.0"), None, |s, i, start| {
         panic!("looked up {s} {i:?} {start}")
     })
     .unwrap();
@@ -333,7 +334,7 @@ fn a_stored_closed_candle_is_final() {
         seq: 3,
     };
     let out = b
-        .apply(&trade(4, 1_200, "2", "1"), |_, i, _| {
+        .apply(&trade(4, 1_200, "2", "1"), None, |_, i, _| {
             (i == Interval::S1).then(|| stored.clone())
         })
         .unwrap();
@@ -389,6 +390,70 @@ fn restore_then_close_what_the_watermark_passed() {
     assert_eq!(out.updated[1].trade_count, 2);
 }
 
+/// A broker timestamp on a round second: 2024-11-29T17:06:40Z.
+const R: i64 = 1_732_900_000_000;
+
+#[test]
+fn a_microsecond_trade_cannot_close_the_candles_of_later_trades() {
+    let mut b = builder();
+    apply(&mut b, &trade(1, R - 10, "10", "1"));
+    // Stamped in microseconds, recorded by the broker 20 ms later.
+    let out = b
+        .apply(
+            &trade(2, (R + 20) * 1_000, "11", "1"),
+            Some(R + 20),
+            no_store,
+        )
+        .unwrap();
+    assert!(out.closed.is_empty(), "{:?}", keys(&out.closed));
+    assert_eq!(b.clamped(), 1);
+    assert_eq!(
+        b.watermark(),
+        Some(R + 20 + DEFAULT_MAX_WATERMARK_LEAD_MS - DEFAULT_ALLOWED_LATENESS_MS),
+        "held to the broker's clock plus the lead"
+    );
+    // Later trades, stamped right, land in their candles: none is late, nothing closed early.
+    for (seq, ts) in [(3, R + 30), (4, R - 900), (5, R + 1_500), (6, R + 4_000)] {
+        let out = b
+            .apply(&trade(seq, ts, "12", "1"), Some(ts + 40), no_store)
+            .unwrap();
+        assert_eq!(out.updated.len(), 3, "trade {seq}: 1s, 1m and 1h candles");
+    }
+    assert_eq!(
+        Interval::ALL.map(|i| b.late(i)),
+        [0, 0, 0],
+        "no trade was late"
+    );
+    assert_eq!(b.clamped(), 1);
+    // Without a broker timestamp there is nothing to hold it to: the old behaviour.
+    let mut b = builder();
+    b.apply(&trade(1, R * 1_000, "11", "1"), None, no_store)
+        .unwrap();
+    apply(&mut b, &trade(2, R, "10", "1"));
+    assert_eq!(b.late(Interval::S1), 1);
+    assert_eq!(b.clamped(), 0);
+}
+
+#[test]
+fn a_trade_up_to_the_lead_ahead_of_its_record_moves_the_watermark_as_it_is() {
+    let mut b = builder().with_max_lead(1_000);
+    b.apply(&trade(1, R + 1_000, "1", "1"), Some(R), no_store)
+        .unwrap();
+    assert_eq!((b.watermark(), b.clamped()), (Some(R - 4_000), 0));
+    b.apply(&trade(2, R + 1_001, "1", "1"), Some(R), no_store)
+        .unwrap();
+    assert_eq!((b.watermark(), b.clamped()), (Some(R - 4_000), 1));
+    // Behind its record (a matcher catching up): as it is, the watermark never goes back.
+    b.apply(&trade(3, R - 60_000, "1", "1"), Some(R + 9_000), no_store)
+        .unwrap();
+    assert_eq!((b.watermark(), b.clamped()), (Some(R - 4_000), 1));
+    // A negative lead counts as 0: the watermark follows the broker's clock at most.
+    let mut b = builder().with_max_lead(-5);
+    b.apply(&trade(1, R + 1, "1", "1"), Some(R), no_store)
+        .unwrap();
+    assert_eq!((b.watermark(), b.clamped()), (Some(R - 5_000), 1));
+}
+
 #[test]
 fn advance_to_closes_quiet_candles_and_never_goes_back() {
     let mut b = builder();
@@ -405,20 +470,20 @@ fn bad_trades_are_errors_and_change_nothing() {
     let mut other = trade(1, 1_000, "1", "1");
     other.source_partition = P + 1;
     assert_eq!(
-        b.apply(&other, no_store),
+        b.apply(&other, None, no_store),
         Err(CandleError::WrongPartition {
             expected: P,
             got: P + 1
         })
     );
     assert!(matches!(
-        b.apply(&trade(2, 1_000, "1", "0"), no_store),
+        b.apply(&trade(2, 1_000, "1", "0"), None, no_store),
         Err(CandleError::InvalidQuantity { .. })
     ));
     // A turnover beyond 64 bits even with no fraction digits is caught, not wrapped.
     let huge = "9223372036854775807";
     assert_eq!(
-        b.apply(&trade(3, 1_000, huge, huge), no_store),
+        b.apply(&trade(3, 1_000, huge, huge), None, no_store),
         Err(CandleError::Overflow {
             symbol: "BTC-USD".into(),
             interval: "1s",
@@ -442,7 +507,7 @@ fn other_events_change_nothing() {
         ..trade(1, 99_000, "1", "1")
     };
     assert!(
-        b.apply(&e, |_, _, _| panic!("looked up"))
+        b.apply(&e, None, |_, _, _| panic!("looked up"))
             .unwrap()
             .is_empty()
     );
@@ -518,7 +583,7 @@ type Store = BTreeMap<(String, Interval, i64), CandleRow>;
 fn run(b: &mut CandleBuilder, events: &[DecodedEvent], store: &mut Store) {
     for e in events {
         let out = b
-            .apply(e, |s, i, start| {
+            .apply(e, None, |s, i, start| {
                 store.get(&(s.to_owned(), i, start)).cloned()
             })
             .unwrap();

@@ -22,7 +22,9 @@ use tradestream_runtime::{
 };
 use tradestream_store::{Batch, CandleRow, Interval, OffsetRow, Store, StoreError, TopOfBookRow};
 
-use crate::candles::{CandleBuilder, DEFAULT_ALLOWED_LATENESS_MS, top_of_book};
+use crate::candles::{
+    CandleBuilder, DEFAULT_ALLOWED_LATENESS_MS, DEFAULT_MAX_WATERMARK_LEAD_MS, top_of_book,
+};
 use crate::record;
 
 /// Settings of the market-data worker.
@@ -40,6 +42,9 @@ pub struct MarketDataConfig {
     pub candles: String,
     /// How far behind the newest trade a trade may be and still count in its 1s candle.
     pub allowed_lateness_ms: i64,
+    /// How far ahead of its record's broker timestamp a trade's event time may move the
+    /// watermark (see [`crate::candles`]); keep it well under `allowed_lateness_ms`.
+    pub max_watermark_lead_ms: i64,
 }
 
 impl Default for MarketDataConfig {
@@ -51,6 +56,7 @@ impl Default for MarketDataConfig {
             market_data: "market-data".into(),
             candles: "candles".into(),
             allowed_lateness_ms: DEFAULT_ALLOWED_LATENESS_MS,
+            max_watermark_lead_ms: DEFAULT_MAX_WATERMARK_LEAD_MS,
         }
     }
 }
@@ -68,6 +74,9 @@ pub struct MarketDataStats {
     pub candles_closed: AtomicU64,
     /// Trades too late for at least their 1s candle.
     pub late: AtomicU64,
+    /// Trades whose event time ran more than the allowed lead ahead of their record's broker
+    /// timestamp, so they moved the watermark only that far.
+    pub clamped: AtomicU64,
     /// Records sent to dead letters.
     pub dead_letters: AtomicU64,
 }
@@ -118,12 +127,10 @@ impl MarketData {
             candles,
             ..
         } = self;
-        let builder = builders
-            .entry(p)
-            .or_insert_with(|| CandleBuilder::new(p, cfg.allowed_lateness_ms));
-        let late_before = builder.late(Interval::S1);
+        let builder = builders.entry(p).or_insert_with(|| builder(cfg, p));
+        let (late_before, clamped_before) = (builder.late(Interval::S1), builder.clamped());
         let mut failed: Option<StoreError> = None;
-        let applied = builder.apply(ev, |symbol, interval, start| {
+        let applied = builder.apply(ev, record.timestamp_ms, |symbol, interval, start| {
             // This batch's version is newer than the store's.
             if let Some(row) = candles.get(&(symbol.to_owned(), interval, start)) {
                 return Some(row.clone());
@@ -138,6 +145,17 @@ impl MarketData {
         }
         if builder.late(Interval::S1) > late_before {
             self.stats.late.fetch_add(1, Ordering::Relaxed);
+        }
+        if builder.clamped() > clamped_before {
+            self.stats.clamped.fetch_add(1, Ordering::Relaxed);
+            tradestream_runtime::metrics::watermark_clamped(&self.cfg.worker, p);
+            tracing::warn!(
+                partition = p,
+                offset = record.offset,
+                ts = ev.ts,
+                record_ts = record.timestamp_ms,
+                "trade time far ahead of its record timestamp: watermark held back"
+            );
         }
         let out = match applied {
             Ok(out) => out,
@@ -166,6 +184,11 @@ impl MarketData {
     }
 }
 
+/// The candle builder of `trades` partition `partition`.
+fn builder(cfg: &MarketDataConfig, partition: i32) -> CandleBuilder {
+    CandleBuilder::new(partition, cfg.allowed_lateness_ms).with_max_lead(cfg.max_watermark_lead_ms)
+}
+
 impl Worker for MarketData {
     fn name(&self) -> &str {
         &self.cfg.worker
@@ -184,7 +207,7 @@ impl Worker for MarketData {
     ) -> Result<i64, WorkerError> {
         let stored = self.store.offset(&self.cfg.group, topic, partition)?;
         if topic == self.cfg.trades {
-            let mut builder = CandleBuilder::new(partition, self.cfg.allowed_lateness_ms);
+            let mut builder = builder(&self.cfg, partition);
             if let Some(w) = stored.as_ref().and_then(|o| o.watermark_ms) {
                 builder.restore_watermark(w);
             }

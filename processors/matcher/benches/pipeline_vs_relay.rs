@@ -52,7 +52,8 @@ fn produce(kafka: &KafkaConfig, instruments: &tradestream_engine::Instruments, n
         kafka.producer().create().expect("producer");
     let mut flow = OrderFlow::new(instruments.iter(), &FlowConfig::default());
     for _ in 0..n {
-        let (line, key, _) = flow.next_line();
+        // Stamped with the wall clock: the matcher rejects a ts far from the broker's.
+        let (line, key, _) = flow.next_line_at(tradestream_loadgen::wall_clock_ms());
         send(
             &producer,
             BaseRecord::to("orders")

@@ -45,6 +45,10 @@ pub struct MatcherConfig {
     pub max_batch: usize,
     /// Input records larger than this go to dead letters (class `oversized`).
     pub max_record_bytes: usize,
+    /// A command whose `ts` is further than this from its record's broker timestamp, either way,
+    /// is rejected with `bad_timestamp` (see `timestamps.rs`). `None`: no check. A replay must
+    /// use the live matcher's value to decide the same.
+    pub max_clock_skew: Option<Duration>,
     /// Output encoding.
     pub format: OutputFormat,
     /// Worker name in provenance and dead-letter headers.
@@ -88,6 +92,7 @@ impl MatcherConfig {
             snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
             max_batch: default_max_batch(),
             max_record_bytes: default_max_record_bytes(),
+            max_clock_skew: Some(crate::timestamps::DEFAULT_MAX_CLOCK_SKEW),
             format: OutputFormat::Avro,
             worker: "matcher".into(),
             rejoin_when_idle: None,

@@ -25,12 +25,15 @@
 //! - `config.rs`: settings.
 //! - `state.rs`: per-partition state and its snapshot form.
 //! - `restore.rs`: rebuilding a partition's state from the snapshot topic and the outputs.
+//! - [`timestamps`]: a command's `ts` checked against its record's broker timestamp
+//!   (`bad_timestamp`).
 //! - `worker.rs`: the [`Worker`](tradestream_runtime::Worker) the shared consumer loop drives:
 //!   restore on assignment, matching, deduplicated outputs, snapshots.
 
 mod config;
 mod restore;
 mod state;
+pub mod timestamps;
 mod worker;
 
 pub use config::{MatcherConfig, OutputFormat};

@@ -22,6 +22,7 @@ use tradestream_runtime::{
 use crate::config::{MatcherConfig, OutputFormat};
 use crate::restore::restore;
 use crate::state::{PartitionState, TRADES, chain, routes};
+use crate::timestamps;
 
 /// Counters the worker exposes (the demo and the tests read them; they also go to the log).
 #[derive(Debug, Default)]
@@ -42,6 +43,10 @@ pub struct MatcherStats {
     pub snapshots: AtomicU64,
     /// Partitions restored.
     pub restores: AtomicU64,
+    /// Commands rejected because their `ts` was outside the window around the broker timestamp.
+    pub bad_timestamps: AtomicU64,
+    /// Commands applied unchecked because their record had no broker timestamp.
+    pub unchecked_timestamps: AtomicU64,
 }
 
 /// The matcher: one engine per assigned `orders` partition.
@@ -344,7 +349,14 @@ impl Worker for Matcher {
                 ),
                 cmd => {
                     self.events.clear();
-                    state.engine.apply(&cmd, &mut self.events);
+                    timestamps::apply_counted(
+                        &mut state.engine,
+                        &cmd,
+                        m,
+                        &self.cfg,
+                        &self.stats,
+                        &mut self.events,
+                    );
                     self.emit(ctx, m)?;
                     return Ok(Outcome::Done);
                 }

@@ -34,7 +34,8 @@ fn produce(kafka: &KafkaConfig, instruments: &tradestream_engine::Instruments, n
         kafka.producer().create().expect("producer");
     let mut flow = OrderFlow::new(instruments.iter(), &FlowConfig::default());
     for _ in 0..n {
-        let (line, key, _) = flow.next_line();
+        // Stamped with the wall clock: the matcher rejects a ts far from the broker's.
+        let (line, key, _) = flow.next_line_at(tradestream_loadgen::wall_clock_ms());
         let mut record = BaseRecord::to("orders")
             .key(key.as_bytes())
             .payload(line.as_bytes());

@@ -155,10 +155,12 @@ pub fn flow(
     )
 }
 
-/// `count` generated (key, line) pairs.
+/// `count` generated (key, line) pairs, each stamped with the wall clock as it is generated
+/// (lazily, so just before it is sent): the matcher rejects a `ts` far from the broker's
+/// timestamp.
 pub fn generate(mut flow: OrderFlow, count: u64) -> impl Iterator<Item = (String, String)> {
     (0..count).map(move |_| {
-        let (line, key, _) = flow.next_line();
+        let (line, key, _) = flow.next_line_at(tradestream_loadgen::wall_clock_ms());
         (key, line)
     })
 }

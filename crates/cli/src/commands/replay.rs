@@ -51,6 +51,9 @@ pub struct ReplayArgs {
     /// Topic layout (the shadow topics copy the live ones' settings).
     #[arg(long, default_value = "topics.yaml")]
     pub topics: PathBuf,
+    /// Must be the live matcher's, like the instruments.
+    #[command(flatten)]
+    pub clock: super::run::ClockSkewArgs,
 }
 
 /// Arguments of `verify`.
@@ -91,6 +94,7 @@ pub fn run(cmd: &ReplayCommand) -> anyhow::Result<()> {
 
     // Shadow topics with the live topics' settings.
     let mut cfg = MatcherConfig::new(kafka.clone(), instruments);
+    cfg.max_clock_skew = args.clock.max_clock_skew();
     let specs = [
         &cfg.executions,
         &cfg.trades,

@@ -49,6 +49,11 @@ pub struct MarketDataArgs {
     /// How far (ms) behind the newest trade a trade may be and still count in its 1s candle.
     #[arg(long, default_value_t = tradestream_market_data::candles::DEFAULT_ALLOWED_LATENESS_MS)]
     pub allowed_lateness_ms: i64,
+    /// How far (ms) ahead of its record's broker timestamp a trade's time may move the
+    /// watermark; a trade stamped further ahead moves it only that far (keep it well under
+    /// --allowed-lateness-ms).
+    #[arg(long, default_value_t = tradestream_market_data::candles::DEFAULT_MAX_WATERMARK_LEAD_MS)]
+    pub max_watermark_lead_ms: i64,
 }
 
 impl StoreWorkerArgs {
@@ -191,6 +196,8 @@ pub struct MatcherArgs {
     /// open transaction at once.
     #[arg(long, env = "TRADESTREAM_TRANSACTIONAL_ID")]
     pub transactional_id: Option<String>,
+    #[command(flatten)]
+    pub clock: ClockSkewArgs,
 }
 
 /// `--guarantee`.
@@ -200,6 +207,28 @@ pub enum GuaranteeArg {
     EffectivelyOnce,
     /// Kafka transactions with the consumer group's metadata (fences zombies).
     ExactlyOnce,
+}
+
+/// `--max-clock-skew-ms`, shared by `run matcher` and `replay matcher` (a replay must decide as
+/// the live matcher did).
+#[derive(Debug, clap::Args)]
+pub struct ClockSkewArgs {
+    /// Reject (`bad_timestamp`) a command whose `ts` is more than this many milliseconds from
+    /// its record's broker timestamp, either way; 0 turns the check off.
+    #[arg(long, default_value_t = default_max_clock_skew_ms())]
+    pub max_clock_skew_ms: u64,
+}
+
+impl ClockSkewArgs {
+    /// The matcher's `max_clock_skew`.
+    pub fn max_clock_skew(&self) -> Option<Duration> {
+        (self.max_clock_skew_ms > 0).then(|| Duration::from_millis(self.max_clock_skew_ms))
+    }
+}
+
+fn default_max_clock_skew_ms() -> u64 {
+    u64::try_from(tradestream_matcher::timestamps::DEFAULT_MAX_CLOCK_SKEW.as_millis())
+        .unwrap_or(u64::MAX)
 }
 
 /// `--output-format`.
@@ -234,6 +263,7 @@ impl MatcherArgs {
             GuaranteeArg::ExactlyOnce => Guarantee::ExactlyOnce,
         };
         cfg.transactional_id.clone_from(&self.transactional_id);
+        cfg.max_clock_skew = self.clock.max_clock_skew();
         cfg.format = match self.output_format {
             OutputFormatArg::Avro => OutputFormat::Avro,
             OutputFormatArg::Json => OutputFormat::Json,
@@ -260,6 +290,8 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
                     ("replayed", &stats.replayed),
                     ("deduplicated", &stats.deduplicated),
                     ("snapshots", &stats.snapshots),
+                    ("bad_timestamps", &stats.bad_timestamps),
+                    ("unchecked_timestamps", &stats.unchecked_timestamps),
                 ],
             );
             Ok(())
@@ -290,6 +322,7 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
             let cfg = MarketDataConfig {
                 group,
                 allowed_lateness_ms: args.allowed_lateness_ms,
+                max_watermark_lead_ms: args.max_watermark_lead_ms,
                 ..MarketDataConfig::default()
             };
             let stats = Arc::new(MarketDataStats::default());
@@ -302,6 +335,7 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
                     ("candles_stored", &stats.candles_stored),
                     ("candles_closed", &stats.candles_closed),
                     ("late", &stats.late),
+                    ("clamped", &stats.clamped),
                     ("dead_letters", &stats.dead_letters),
                 ],
             );

@@ -126,7 +126,8 @@ pub fn broker_with_topics() -> (Broker, String) {
     (broker, addr)
 }
 
-/// `n` generated order commands as (key, JSON line), the flow `produce orders --seed` writes.
+/// `n` generated order commands as (key, JSON line), the flow `produce orders --seed` writes,
+/// stamped with the wall clock now (the matcher rejects a `ts` far from the broker's).
 pub fn order_lines(n: usize, seed: u64) -> Vec<(String, String)> {
     let instruments =
         tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
@@ -139,7 +140,7 @@ pub fn order_lines(n: usize, seed: u64) -> Vec<(String, String)> {
     );
     (0..n)
         .map(|_| {
-            let (line, key, _) = flow.next_line();
+            let (line, key, _) = flow.next_line_at(tradestream_loadgen::wall_clock_ms());
             (key, line)
         })
         .collect()

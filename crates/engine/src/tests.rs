@@ -101,19 +101,37 @@ impl<B: Book> H<B> {
         self.order(oid, side, OrderType::Market, None, qty, tif, false)
     }
 
+    /// A cancel from the order's owner (`acct-<oid>`, as [`H::order`] places it).
     fn cancel(&mut self, oid: &str) -> Vec<EventKind> {
+        self.cancel_as(&format!("acct-{oid}"), oid)
+    }
+
+    fn cancel_as(&mut self, account: &str, oid: &str) -> Vec<EventKind> {
         let ts = self.next_ts();
         self.run(Command::Cancel(CancelOrder {
             order_id: id(oid),
+            account: acct(account),
             symbol: Symbol::new(SYM).unwrap(),
             ts,
         }))
     }
 
+    /// A replace from the order's owner (`acct-<oid>`).
     fn replace(&mut self, oid: &str, price: Option<&str>, qty: Option<&str>) -> Vec<EventKind> {
+        self.replace_as(&format!("acct-{oid}"), oid, price, qty)
+    }
+
+    fn replace_as(
+        &mut self,
+        account: &str,
+        oid: &str,
+        price: Option<&str>,
+        qty: Option<&str>,
+    ) -> Vec<EventKind> {
         let ts = self.next_ts();
         self.run(Command::Replace(ReplaceOrder {
             order_id: id(oid),
+            account: acct(account),
             symbol: Symbol::new(SYM).unwrap(),
             price: price.map(|p| p.parse().unwrap()),
             qty: qty.map(|q| q.parse().unwrap()),
@@ -507,6 +525,7 @@ fn new_order_rejections<B: Book>() {
     h.engine.apply(
         &Command::Cancel(CancelOrder {
             order_id: id("c"),
+            account: acct("acct-c"),
             symbol: Symbol::new("NOPE").unwrap(),
             ts: 0,
         }),
@@ -573,7 +592,7 @@ fn rejections_name_the_account_to_tell<B: Book>() {
     }));
     assert_eq!(reason(&ev), Some(RejectReason::DuplicateOrderId));
     assert_eq!(told(&ev), Some(acct("other")));
-    // A refused replace of a live order: its owner, whatever the reason.
+    // A refused replace of a live order by its owner: the owner, whatever the reason.
     assert_eq!(
         told(&h.replace("live", None, Some("0"))),
         Some(acct("acct-live"))
@@ -595,18 +614,25 @@ fn rejections_name_the_account_to_tell<B: Book>() {
     let ev = h.replace("po", Some("100"), None);
     assert_eq!(reason(&ev), Some(RejectReason::PostOnlyWouldTrade));
     assert_eq!(told(&ev), Some(acct("acct-po")));
-    // An order the engine does not hold (never was, or finished): nobody.
-    assert_eq!(told(&h.cancel("nope")), Some(nobody));
-    assert_eq!(told(&h.replace("nope", Some("99"), None)), Some(nobody));
+    // An order the engine does not hold (never was, or finished): the sender.
+    assert_eq!(told(&h.cancel_as("x", "nope")), Some(acct("x")));
+    assert_eq!(
+        told(&h.replace_as("x", "nope", Some("99"), None)),
+        Some(acct("x"))
+    );
     h.cancel("live");
-    assert_eq!(told(&h.cancel("live")), Some(nobody));
-    assert_eq!(told(&h.replace("live", None, Some("1"))), Some(nobody));
-    // An unknown symbol: a new order still names its account; a cancel or replace cannot.
+    assert_eq!(told(&h.cancel("live")), Some(acct("acct-live")));
+    assert_eq!(
+        told(&h.replace_as("x", "live", None, Some("1"))),
+        Some(acct("x"))
+    );
+    // An unknown symbol: the sender, for a new order as for a cancel or replace.
     let mut out = Vec::new();
     let elsewhere = Symbol::new("NOPE").unwrap();
     h.engine.apply(
         &Command::Replace(ReplaceOrder {
             order_id: id("s"),
+            account: acct("acct-s"),
             symbol: elsewhere,
             price: None,
             qty: Some(Decimal::from_int(1)),
@@ -630,7 +656,7 @@ fn rejections_name_the_account_to_tell<B: Book>() {
         &mut out,
     );
     let kinds: Vec<EventKind> = out.into_iter().map(|e| e.kind).collect();
-    assert_eq!(told(&kinds[..1]), Some(nobody));
+    assert_eq!(told(&kinds[..1]), Some(acct("acct-s")));
     assert_eq!(told(&kinds[1..]), Some(acct("a")));
     // A malformed command: the account it carried, if any could be read.
     let malformed = |account| {
@@ -648,6 +674,64 @@ fn rejections_name_the_account_to_tell<B: Book>() {
         Some(acct("acct-m"))
     );
     assert_eq!(told(&h.run(malformed(nobody))), Some(nobody));
+}
+
+fn only_the_owner_may_cancel_or_replace<B: Book>() {
+    let mut h = H::<B>::new();
+    h.limit("s", Side::Sell, "100", "1", Tif::Gtc);
+    h.order(
+        "po",
+        Side::Buy,
+        OrderType::Limit,
+        Some("99"),
+        "5",
+        Tif::Gtc,
+        true,
+    );
+    let resting = |h: &H<B>| {
+        let mut all = Vec::new();
+        h.engine.book(0).for_each(|o| all.push(*o));
+        all
+    };
+    let before = resting(&h);
+    // Whatever the non-owner asks, even what the owner would be refused for (a post-only move
+    // to a crossing price, an off-tick price, nothing to replace), the answer is `not_owner`,
+    // addressed to the sender, naming only the id it gave: it learns nothing about the order.
+    let not_owner = |request| {
+        vec![EventKind::Rejected {
+            order_id: id("po"),
+            account: acct("mallory"),
+            request,
+            reason: RejectReason::NotOwner,
+        }]
+    };
+    assert_eq!(h.cancel_as("mallory", "po"), not_owner(Request::Cancel));
+    for (price, qty) in [
+        (Some("98"), None),
+        (None, Some("1")),
+        (Some("100"), None),
+        (Some("98.2"), None),
+        (None, None),
+    ] {
+        assert_eq!(
+            h.replace_as("mallory", "po", price, qty),
+            not_owner(Request::Replace),
+            "{price:?} {qty:?}"
+        );
+    }
+    // The owner of another order in the same book is not the owner of this one.
+    assert_eq!(
+        reason(&h.cancel_as("acct-s", "po")),
+        Some(RejectReason::NotOwner)
+    );
+    assert_eq!(resting(&h), before, "the book is unchanged");
+    assert_eq!(h.open("po"), Some(5));
+    // The owner may.
+    assert!(matches!(
+        h.replace("po", None, Some("3"))[0],
+        EventKind::Replaced { .. }
+    ));
+    assert!(matches!(h.cancel("po")[0], EventKind::Cancelled { .. }));
 }
 
 fn market_data_and_sequence<B: Book>() {
@@ -774,6 +858,7 @@ on_both_books!(
     replace_rejections,
     new_order_rejections,
     rejections_name_the_account_to_tell,
+    only_the_owner_may_cancel_or_replace,
     market_data_and_sequence,
     snapshot_round_trip,
 );

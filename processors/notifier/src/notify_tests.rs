@@ -305,9 +305,26 @@ fn rejections_tell_the_account_the_engine_names() {
         notifications(&replace),
         [rejection(&replace, "carol").unwrap()]
     );
+    // Another account's cancel: the engine names the sender, who alone is told.
+    let not_owner = ev(rejected(
+        "o4",
+        "mallory",
+        Request::Cancel,
+        "not_owner",
+        None,
+    ));
+    assert_eq!(
+        summary(&notifications(&not_owner)),
+        [(
+            "mallory",
+            "rejected",
+            "o4",
+            "rejected: not_owner (cancel request)"
+        )]
+    );
     // None of them is unaddressed.
     let mut n = Notifier::new();
-    for e in [&off_tick, &malformed, &replace] {
+    for e in [&off_tick, &malformed, &replace, &not_owner] {
         assert_eq!(n.notify(e).len(), 1);
     }
     assert_eq!(n.unaddressed(), 0);
@@ -315,7 +332,8 @@ fn rejections_tell_the_account_the_engine_names() {
 
 #[test]
 fn rejections_without_an_account_are_unaddressed() {
-    // An unknown order, or a malformed command whose account could not be read.
+    // A malformed command whose account could not be read, or a record written before the
+    // engine named the sender of every refused cancel (an unknown order then had nobody).
     let unknown = ev(rejected("o9", "", Request::Cancel, "unknown_order", None));
     let unreadable = ev(rejected(
         "",

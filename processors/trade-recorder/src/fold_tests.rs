@@ -587,23 +587,31 @@ fn commands(n: usize) -> Vec<Command> {
     let mut rng = Lcg(42);
     let sym = Symbol::new(SYM).unwrap();
     let mut out = Vec::with_capacity(n);
+    // The account of each command's order `o<i>` (new orders only); cancels and replaces are
+    // sent by the target's owner.
+    let mut owners: Vec<Account> = Vec::with_capacity(n);
+    let nobody = Account::new("acct0").unwrap();
     for i in 0..n {
         let ts = 10_000 + i as i64;
-        let target = OrderId::new(&format!("o{}", rng.next(i as u64 + 1))).unwrap();
+        let t = rng.next(i as u64 + 1) as usize;
+        let target = OrderId::new(&format!("o{t}")).unwrap();
+        let owner = owners.get(t).copied().unwrap_or(nobody);
         // One price in 40 is off the 0.01 tick: a rejected new order.
         let price = match rng.next(40) {
             0 => Decimal::new(99_905, 3),
             _ => Decimal::new(9_990 + rng.next(21) as i64, 2),
         };
         let qty = Decimal::new(1 + rng.next(3_000) as i64, 3);
-        out.push(match rng.next(10) {
+        let cmd = match rng.next(10) {
             0 => Command::Cancel(CancelOrder {
                 order_id: target,
+                account: owner,
                 symbol: sym,
                 ts,
             }),
             1 => Command::Replace(ReplaceOrder {
                 order_id: target,
+                account: owner,
                 symbol: sym,
                 price: (rng.next(2) == 0).then_some(price),
                 qty: Some(qty),
@@ -629,7 +637,12 @@ fn commands(n: usize) -> Vec<Command> {
                 post_only: false,
                 ts,
             }),
+        };
+        owners.push(match &cmd {
+            Command::New(c) => c.account,
+            _ => nobody,
         });
+        out.push(cmd);
     }
     out
 }

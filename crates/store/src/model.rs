@@ -60,7 +60,8 @@ pub fn side_from_str(s: &str) -> Option<Side> {
         .find(|side| side.as_str() == s)
 }
 
-/// Where an order stands, folded from its executions.
+/// Where an order stands, folded from its executions. Keyed by (`symbol`, `order_id`): order ids
+/// are unique per book only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderStateRow {
     /// The order.

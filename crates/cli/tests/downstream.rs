@@ -518,6 +518,10 @@ fn downstream_workers_store_candles_notifications_and_dead_letters() {
         "every execution of an account yields exactly one notification"
     );
     assert_eq!(counts.notifications as usize, want.len());
+    // A reader deduplicating as the README says, by (account, source partition, seq), keeps
+    // every one of them: both sides of each trade between two accounts.
+    let mut dedup = tradestream_notifier::record::Dedup::new();
+    let mut kept: BTreeMap<(String, i32, i64), u32> = BTreeMap::new();
     for p in 0..PARTITIONS {
         let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for (_, payload, _) in read_all(&reader, "notifications", p) {
@@ -528,8 +532,14 @@ fn downstream_workers_store_candles_notifications_and_dead_letters() {
                 "out of order for {}",
                 n.account
             );
+            if dedup.first_time(&n) {
+                *kept
+                    .entry((n.account, n.source_partition, n.seq))
+                    .or_default() += 1;
+            }
         }
     }
+    assert!(kept == want, "the reader's dedup keeps every notification");
 
     // Dead letters: each bad record once, from each worker that read it, with its source.
     let mut dead: BTreeMap<(String, String), u32> = BTreeMap::new();

@@ -12,7 +12,8 @@
 //!
 //! ## Layout
 //! - [`model`]: the rows, independent of any backend; `(source_partition, seq)` is every row's
-//!   idempotency key and its version.
+//!   version, and with the row's own key its idempotency key (a notification's is `(account,
+//!   source_partition, seq)`: one execution tells both accounts of a trade).
 //! - [`StoreUri`] (`uri.rs`): parsing `--store` values; [`open`] turns one into a store.
 //! - [`sqlite`]: the embedded backend; its DDL is `schemas/cql/sqlite.sql`.
 //! - [`scylla`]: the cluster backend; its DDL is `schemas/cql/*.cql`. The module

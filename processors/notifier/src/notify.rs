@@ -28,8 +28,9 @@
 //! - `book_delta` and `top_of_book` never appear on `executions`: nothing.
 //!
 //! Every row carries the execution's `source_partition`, `seq` (the `executions` topic's) and
-//! event time, so `(account, source_partition, seq)` identifies it and a replay rewrites the
-//! same rows.
+//! event time, so `(account, source_partition, seq)` identifies it
+//! ([`NotificationRow::idempotency_key`]) and a replay rewrites the same rows. Never
+//! `(source_partition, seq)` alone: the maker's and the taker's fills share the trade's seq.
 
 use tradestream_codec::avro::{DecodedEvent, DecodedKind};
 use tradestream_engine::{Decimal, OrderType, Request, Side};

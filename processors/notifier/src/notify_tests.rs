@@ -170,7 +170,8 @@ fn a_self_match_is_one_combined_notification() {
 
 #[test]
 fn row_keys_are_unique_per_execution() {
-    // The store's key: (account, ts_ms, source_partition, seq).
+    // The store's key, (account, ts_ms, source_partition, seq), and the topic readers'
+    // idempotency key, (account, source_partition, seq).
     for (maker, taker) in [("a", "b"), ("a", "a")] {
         let rows = notifications(&ev(trade(("m", maker, "0"), ("t", taker, "0"), Side::Buy)));
         let keys: BTreeSet<_> = rows
@@ -178,7 +179,15 @@ fn row_keys_are_unique_per_execution() {
             .map(|r| (r.account.clone(), r.ts_ms, r.source_partition, r.seq))
             .collect();
         assert_eq!(keys.len(), rows.len(), "{maker} {taker}");
+        let keys: BTreeSet<_> = rows.iter().map(NotificationRow::idempotency_key).collect();
+        assert_eq!(keys.len(), rows.len(), "{maker} {taker}");
     }
+    // Without the account, the two sides of a trade between two accounts are one key.
+    let rows = notifications(&ev(trade(("m", "a", "0"), ("t", "b", "0"), Side::Buy)));
+    assert_eq!(
+        (rows[0].source_partition, rows[0].seq),
+        (rows[1].source_partition, rows[1].seq)
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 -- tradestream result tables for SQLite: the same tables and columns as
--- 001_tables.cql, with each CQL primary key (partition key, then clustering
--- columns in their clustering order) as the SQLite primary key of a WITHOUT
--- ROWID table, so every read is one range scan of the primary key. One
+-- 001_tables.cql and the later CQL files (002_*.cql, ...), with each CQL
+-- primary key (partition key, then clustering columns in their clustering
+-- order) as the SQLite primary key of a WITHOUT ROWID table, so every read is
+-- one range scan of the primary key. One
 -- exception: the CQL table open_candles, a copy of the open candles keyed by
 -- source partition, is the partial index candles_open_by_partition here (the
 -- transaction keeps it in step with candles for free).
@@ -51,10 +52,13 @@ CREATE TABLE IF NOT EXISTS trades_by_account (
     PRIMARY KEY (account, ts_ms DESC, source_partition ASC, seq DESC)
 ) STRICT, WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS orders (
-    order_id         TEXT    NOT NULL PRIMARY KEY,
-    account          TEXT    NOT NULL,
+-- 002_orders_by_symbol.cql. A store opened before it has a table `orders`
+-- keyed by order_id alone: `SqliteStore::migrate` moves its rows here and drops
+-- it in the same transaction as this script.
+CREATE TABLE IF NOT EXISTS orders_by_symbol (
     symbol           TEXT    NOT NULL,
+    order_id         TEXT    NOT NULL,
+    account          TEXT    NOT NULL,
     side             TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
     status           TEXT    NOT NULL CHECK (status IN
         ('new', 'partially_filled', 'filled', 'cancelled', 'expired', 'rejected')),
@@ -65,7 +69,8 @@ CREATE TABLE IF NOT EXISTS orders (
     notional         TEXT    NOT NULL,
     updated_ts_ms    INTEGER NOT NULL,
     source_partition INTEGER NOT NULL CHECK (source_partition >= 0),
-    seq              INTEGER NOT NULL CHECK (seq >= 0)
+    seq              INTEGER NOT NULL CHECK (seq >= 0),
+    PRIMARY KEY (symbol, order_id)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS candles (

@@ -137,7 +137,7 @@ fn dump(path: &Path) -> BTreeMap<&'static str, Vec<String>> {
         "trades_by_symbol",
         "trade_days",
         "trades_by_account",
-        "orders",
+        "orders_by_symbol",
         "candles",
         "top_of_book",
         "notifications_by_account",
@@ -187,11 +187,13 @@ fn dump_through_trait(
             accounts.insert(taker_account.as_str().to_owned());
         }
     }
-    let orders: BTreeSet<String> = executions
+    let orders: BTreeSet<(String, String)> = executions
         .iter()
         .filter_map(|(_, (_, payload, _))| avro::decode_event(payload).ok())
         .filter_map(|e| match e.kind {
-            DecodedKind::Accepted { order_id, .. } => Some(order_id.as_str().to_owned()),
+            DecodedKind::Accepted { order_id, .. } => {
+                Some((e.symbol.as_str().to_owned(), order_id.as_str().to_owned()))
+            }
             _ => None,
         })
         .collect();
@@ -208,8 +210,11 @@ fn dump_through_trait(
             store.trades_by_account(a, 1_000_000).unwrap()
         ));
     }
-    for id in orders.iter().step_by(sample) {
-        out.push(format!("{id}: {:?}", store.order(id).unwrap()));
+    for (symbol, id) in orders.iter().step_by(sample) {
+        out.push(format!(
+            "{symbol} {id}: {:?}",
+            store.order(symbol, id).unwrap()
+        ));
     }
     out
 }
@@ -519,6 +524,10 @@ fn downstream_workers_store_candles_notifications_and_dead_letters() {
         "every execution of an account yields exactly one notification"
     );
     assert_eq!(counts.notifications as usize, want.len());
+    // A reader deduplicating as the README says, by (account, source partition, seq), keeps
+    // every one of them: both sides of each trade between two accounts.
+    let mut dedup = tradestream_notifier::record::Dedup::new();
+    let mut kept: BTreeMap<(String, i32, i64), u32> = BTreeMap::new();
     for p in 0..PARTITIONS {
         let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for (_, payload, _) in read_all(&reader, "notifications", p) {
@@ -529,8 +538,14 @@ fn downstream_workers_store_candles_notifications_and_dead_letters() {
                 "out of order for {}",
                 n.account
             );
+            if dedup.first_time(&n) {
+                *kept
+                    .entry((n.account, n.source_partition, n.seq))
+                    .or_default() += 1;
+            }
         }
     }
+    assert!(kept == want, "the reader's dedup keeps every notification");
 
     // Dead letters: each bad record once, from each worker that read it, with its source.
     let mut dead: BTreeMap<(String, String), u32> = BTreeMap::new();
@@ -575,8 +590,9 @@ fn downstream_workers_store_candles_notifications_and_dead_letters() {
     let newest = query(&["trades", "--symbol", "BTC-USD", "--limit", "5"]);
     assert_eq!(newest.as_array().map(Vec::len), Some(5), "{newest}");
     let order_id = newest[0]["taker_order_id"].as_str().unwrap().to_owned();
-    let order = query(&["order", &order_id]);
+    let order = query(&["order", "--symbol", "BTC-USD", &order_id]);
     assert_eq!(order["order_id"], order_id.as_str());
+    assert_eq!(order["symbol"], "BTC-USD");
     let book = query(&["book", "--symbol", "BTC-USD"]);
     assert!(!book["bid"].is_null() || !book["ask"].is_null(), "{book}");
     let candles = query(&["candles", "--symbol", "BTC-USD", "--interval", "1m"]);

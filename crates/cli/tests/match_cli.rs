@@ -47,12 +47,13 @@ fn sample_runs_with_every_outcome_and_names_bad_lines() {
     let ev = events(&out);
     let count = |name: &str| ev.iter().filter(|e| e["event"] == name).count();
     assert_eq!(count("trade"), 5);
-    assert_eq!(count("rejected"), 7);
+    assert_eq!(count("rejected"), 9);
     assert_eq!(count("expired"), 1);
-    assert_eq!(count("cancelled"), 1);
+    assert_eq!(count("cancelled"), 2);
     assert_eq!(count("replaced"), 2);
-    // Each rejection names the account to tell: the sender of a refused new order; nobody for a
-    // cancel of an order that is gone or for a line that could not be read.
+    // Each rejection names the account to tell: the sender of the refused command (also of a
+    // cancel of an order that is gone, and of another account's cancel: not its owner); nobody
+    // for a line whose account could not be read, a replace without one included.
     let told: Vec<(&str, &str)> = ev
         .iter()
         .filter(|e| e["event"] == "rejected")
@@ -67,19 +68,28 @@ fn sample_runs_with_every_outcome_and_names_bad_lines() {
         told,
         [
             ("s-4", "alice"),
-            ("s-3", ""),
+            ("s-3", "carol"),
             ("x-1", "gina"),
             ("x-2", "gina"),
             ("x-3", "gina"),
             ("", ""),
-            ("", "")
+            ("", ""),
+            ("e-1", "mallory"),
+            ("e-1", "")
         ]
     );
+    let reasons: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "rejected")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons[7..], ["not_owner", "malformed"]);
     let seqs: Vec<u64> = ev.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=ev.len() as u64).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 16: malformed command"), "{stderr}");
     assert!(stderr.contains("line 17: malformed command"), "{stderr}");
+    assert!(stderr.contains("line 21: malformed command"), "{stderr}");
 }
 
 /// A deterministic pseudo-random command stream (splitmix64), as JSON lines.
@@ -100,19 +110,25 @@ fn generated(n: usize, seed: u64) -> Vec<u8> {
         let price = 9_950 + (next() % 100) as i64;
         let qty = 1 + next() % 20;
         let line = match next() % 10 {
-            0 => format!(r#"{{"type":"cancel","order_id":"o{id}","symbol":"BTC-USD","ts":{i}}}"#),
+            // Every order `o<id>` belongs to account `a<id % 7>`, who sends its cancels and
+            // replaces.
+            0 => format!(
+                r#"{{"type":"cancel","order_id":"o{id}","account":"a{}","symbol":"BTC-USD","ts":{i}}}"#,
+                id % 7
+            ),
             1 | 2 => format!(
-                r#"{{"type":"replace","order_id":"o{id}","symbol":"BTC-USD","price":"{}.{:02}","ts":{i}}}"#,
+                r#"{{"type":"replace","order_id":"o{id}","account":"a{}","symbol":"BTC-USD","price":"{}.{:02}","ts":{i}}}"#,
+                id % 7,
                 price / 100,
                 price % 100
             ),
             3 => format!(
                 r#"{{"type":"new","order_id":"o{id}","account":"a{}","symbol":"BTC-USD","side":"{side}","order_type":"market","qty":"{qty}","tif":"ioc","ts":{i}}}"#,
-                r % 7
+                id % 7
             ),
             _ => format!(
                 r#"{{"type":"new","order_id":"o{id}","account":"a{}","symbol":"BTC-USD","side":"{side}","order_type":"limit","price":"{}.{:02}","qty":"{qty}","tif":"gtc","ts":{i}}}"#,
-                r % 7,
+                id % 7,
                 price / 100,
                 price % 100
             ),

@@ -6,6 +6,10 @@
 //! `io.tradestream`), compiled into this crate with `include_str!` and parsed once:
 //! - `order_command.avsc` (`OrderCommand`): the `orders` topic. The JSON command's fields; those
 //!   a command kind does not use are null (and ignored when set, as JSON ignores extra fields).
+//!   `account` is required on every command, yet nullable in the schema: it was once only on new
+//!   orders, and keeping its type keeps the schema's canonical form and fingerprint, so records
+//!   written before cancels and replaces carried it still decode (into a rejection naming the
+//!   missing field) instead of becoming unknown-fingerprint dead letters.
 //! - `engine_event.avsc` (`EngineEvent`): every matcher output. One flat record serves the
 //!   executions, trades and market-data topics: `event` tells the kind, the per-kind fields of the
 //!   JSON contract are nullable, and `seq`, `source_partition` and `source_offset` say where the
@@ -641,7 +645,7 @@ pub fn encode_command(cmd: &Command, framing: Framing) -> Result<Vec<u8>, AvroEr
         Command::Cancel(c) => {
             put_enum(o, Request::Cancel);
             put_str(o, c.order_id.as_str());
-            put_opt(o, None::<&str>, put_str);
+            put_opt(o, Some(c.account.as_str()), put_str);
             put_str(o, c.symbol.as_str());
             o.extend_from_slice(&[0, 0, 0, 0, 0]); // side, order_type, price, qty, tif: null
             put_bool(o, false);
@@ -650,7 +654,7 @@ pub fn encode_command(cmd: &Command, framing: Framing) -> Result<Vec<u8>, AvroEr
         Command::Replace(r) => {
             put_enum(o, Request::Replace);
             put_str(o, r.order_id.as_str());
-            put_opt(o, None::<&str>, put_str);
+            put_opt(o, Some(r.account.as_str()), put_str);
             put_str(o, r.symbol.as_str());
             o.extend_from_slice(&[0, 0]); // side, order_type: null
             put_opt(o, r.price, put_decimal);
@@ -741,14 +745,22 @@ fn convert(r: &OrderRecord<'_>, default_ts: i64) -> Result<Command, AvroError> {
     let order_id = name_of("order_id", r.order_id, OrderId::new)?;
     let symbol = name_of("symbol", r.symbol, Symbol::new)?;
     let ts = r.ts.unwrap_or(default_ts);
+    // Every command names its sender: a new order's owner, the account asking to cancel or
+    // replace (the engine refuses anyone but the order's owner). Null only passes the schema,
+    // which keeps the field nullable so records written before cancels carried it still read.
+    let account = |what| {
+        required("account", r.account, what).and_then(|a| name_of("account", a, Account::new))
+    };
     Ok(match r.request {
         Request::Cancel => Command::Cancel(CancelOrder {
             order_id,
+            account: account("a cancel")?,
             symbol,
             ts,
         }),
         Request::Replace => Command::Replace(ReplaceOrder {
             order_id,
+            account: account("a replace")?,
             symbol,
             price: opt_decimal("price", r.price)?,
             qty: opt_decimal("qty", r.qty)?,
@@ -757,10 +769,9 @@ fn convert(r: &OrderRecord<'_>, default_ts: i64) -> Result<Command, AvroError> {
         // `read_order` only yields new, cancel and replace.
         Request::New | Request::Unknown => {
             const WHAT: &str = "a new order";
-            let account = required("account", r.account, WHAT)?;
             Command::New(NewOrder {
                 order_id,
-                account: name_of("account", account, Account::new)?,
+                account: account(WHAT)?,
                 symbol,
                 side: required("side", r.side, WHAT)?,
                 order_type: required("order_type", r.order_type, WHAT)?,

@@ -79,11 +79,13 @@ fn sample_commands() -> Vec<Command> {
         }),
         Command::Cancel(CancelOrder {
             order_id: id("o-1"),
+            account: Account::new("a-1").unwrap(),
             symbol: sym,
             ts: 7,
         }),
         Command::Replace(ReplaceOrder {
             order_id: id("o-1"),
+            account: Account::new("a-1").unwrap(),
             symbol: sym,
             price: Some(d("101.00")),
             qty: None,
@@ -91,6 +93,7 @@ fn sample_commands() -> Vec<Command> {
         }),
         Command::Replace(ReplaceOrder {
             order_id: id("o-1"),
+            account: Account::new("a-1").unwrap(),
             symbol: sym,
             price: None,
             qty: Some(d("1.5")),
@@ -98,6 +101,7 @@ fn sample_commands() -> Vec<Command> {
         }),
         Command::Replace(ReplaceOrder {
             order_id: id("o-1"),
+            account: Account::new("a-1").unwrap(),
             symbol: sym,
             price: Some(d("99")),
             qty: Some(d("3")),
@@ -346,7 +350,7 @@ fn sniffs_json_and_both_avro_framings() {
     assert_eq!(sniff(b""), WireFormat::Unknown);
     assert!(is_avro(&so) && is_avro(&cf) && !is_avro(b"{}"));
 
-    let json = br#"{"type":"cancel","order_id":"o-1","symbol":"BTC-USD","ts":7}"#;
+    let json = br#"{"type":"cancel","order_id":"o-1","account":"a-1","symbol":"BTC-USD","ts":7}"#;
     assert_eq!(decode_command_any(json, 0), *cmd);
     assert_eq!(decode_command_any(&so, 0), *cmd);
     assert_eq!(decode_command_any(&cf, 0), *cmd);
@@ -397,9 +401,9 @@ fn json_and_avro_decode_to_the_same_commands() {
         r#"{"type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"100.50","qty":"2","tif":"gtc","post_only":false,"ts":1732900000000}"#,
         r#"{"type":"new","order_id":"o-2","account":"a","symbol":"BTC-USD","side":"sell","order_type":"market","qty":"1","tif":"ioc","ts":4}"#,
         r#"{"type":"new","order_id":"o-3","account":"a","symbol":"ETH-USD","side":"buy","order_type":"limit","price":"0.0001","qty":"10","tif":"gtc","post_only":true,"ts":5}"#,
-        r#"{"type":"cancel","order_id":"o-1","symbol":"BTC-USD","ts":1732900000001}"#,
-        r#"{"type":"replace","order_id":"o-1","symbol":"BTC-USD","price":"101.00","qty":"1","ts":1732900000002}"#,
-        r#"{"type":"replace","order_id":"o-1","symbol":"BTC-USD","qty":"0.5","ts":3}"#,
+        r#"{"type":"cancel","order_id":"o-1","account":"a-1","symbol":"BTC-USD","ts":1732900000001}"#,
+        r#"{"type":"replace","order_id":"o-1","account":"a-1","symbol":"BTC-USD","price":"101.00","qty":"1","ts":1732900000002}"#,
+        r#"{"type":"replace","order_id":"o-1","account":"a-1","symbol":"BTC-USD","qty":"0.5","ts":3}"#,
     ];
     for line in lines {
         let from_json = crate::json::decode_command(line.as_bytes(), 0);
@@ -445,6 +449,7 @@ fn records_written_by_a_generic_avro_writer_decode() {
         decode_command(&bytes, 5),
         Command::Cancel(CancelOrder {
             order_id: OrderId::new("o-7").unwrap(),
+            account: Account::new("a-7").unwrap(),
             symbol: Symbol::new("BTC-USD").unwrap(),
             ts: 5,
         })
@@ -654,10 +659,10 @@ fn session_events() -> Vec<Event> {
     let lines = [
         r#"{"type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"100.50","qty":"2","tif":"gtc","ts":1}"#,
         r#"{"type":"new","order_id":"o-2","account":"a-2","symbol":"BTC-USD","side":"sell","order_type":"limit","price":"101.00","qty":"1","tif":"gtc","post_only":true,"ts":2}"#,
-        r#"{"type":"replace","order_id":"o-1","symbol":"BTC-USD","price":"100.40","ts":3}"#,
+        r#"{"type":"replace","order_id":"o-1","account":"a-1","symbol":"BTC-USD","price":"100.40","ts":3}"#,
         r#"{"type":"new","order_id":"o-3","account":"a-3","symbol":"BTC-USD","side":"sell","order_type":"market","qty":"0.5","tif":"ioc","ts":4}"#,
         r#"{"type":"new","order_id":"o-4","account":"a-4","symbol":"BTC-USD","side":"sell","order_type":"limit","price":"100.40","qty":"5","tif":"ioc","ts":5}"#,
-        r#"{"type":"cancel","order_id":"o-2","symbol":"BTC-USD","ts":6}"#,
+        r#"{"type":"cancel","order_id":"o-2","account":"a-2","symbol":"BTC-USD","ts":6}"#,
         r#"{"type":"new","order_id":"o-5","account":"a-5","symbol":"ETH-USD","side":"buy","order_type":"limit","price":"1","qty":"1","tif":"gtc","ts":7}"#,
         r#"{"type":"new","order_id":"o-6","symbol":"BTC-USD","ts":8}"#,
         r#"{"type":"new","order_id":"o-7","account":"a-7","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"100.001","qty":"1","tif":"gtc","ts":9}"#,
@@ -863,6 +868,28 @@ fn events_are_plain_avro_for_generic_readers() {
     assert_eq!(field("price"), some(string("100.40")));
     assert_eq!(field("taker_side"), some(AvroValue::Enum(1, "sell".into())));
     assert_eq!(field("order_id"), null());
+}
+
+/// `order_command.avsc`'s fingerprint. Pinned: cancels and replaces now require `account`, but
+/// the field kept its nullable type (it was there for new orders), so only the schema's docs
+/// changed, which are not part of the canonical form; records written before still decode.
+const ORDER_COMMAND_FINGERPRINT: u64 = 0xce4a_b528_a1b1_8c66;
+
+#[test]
+fn requiring_the_account_on_cancels_kept_the_order_command_fingerprint() {
+    assert_eq!(
+        RecordType::OrderCommand.fingerprint(),
+        ORDER_COMMAND_FINGERPRINT
+    );
+    // A cancel written the old way (no account) still reads: into a rejection naming the field.
+    let old = encode_command(&sample_commands()[2], Framing::SingleObject).unwrap();
+    let mut without = old[..15].to_vec(); // header, type, order_id "o-1"
+    without.push(0); // account: null
+    let account_len = 1 + 1 + "a-1".len();
+    without.extend_from_slice(&old[15 + account_len..]);
+    let c = expect_invalid(&without);
+    assert_eq!(&*c.detail, "avro: account: required on a cancel");
+    assert_eq!((c.request, c.order_id.as_str()), (Request::Cancel, "o-1"));
 }
 
 /// `engine_event.avsc`'s fingerprint. Pinned: a change to the schema's canonical form makes
@@ -1101,4 +1128,31 @@ fn snapshots_round_trip_every_value() {
     let mut bytes = encode_snapshot(&SnapshotMeta::default(), Framing::SingleObject);
     bytes.push(0);
     assert_eq!(decode_snapshot(&bytes), Err(AvroError::TrailingBytes(1)));
+}
+
+#[test]
+fn cancel_and_replace_records_without_an_account_are_invalid() {
+    for (tag, what) in [(1, "cancel"), (2, "replace")] {
+        let mut bytes = order_header();
+        bytes.extend(generic_order_body(vec![
+            ("type", AvroValue::Enum(tag, what.into())),
+            ("order_id", string("o-7")),
+            ("account", null()),
+            ("symbol", string("BTC-USD")),
+            ("side", null()),
+            ("order_type", null()),
+            ("price", null()),
+            ("qty", some(string("1"))),
+            ("tif", null()),
+            ("post_only", AvroValue::Boolean(false)),
+            ("ts", some(AvroValue::TimestampMillis(11))),
+        ]));
+        let c = expect_invalid(&bytes);
+        assert_eq!(
+            (c.order_id.as_str(), c.symbol.as_str(), c.ts),
+            ("o-7", "BTC-USD", 11),
+            "{what}"
+        );
+        assert_eq!(&*c.detail, format!("avro: account: required on a {what}"));
+    }
 }

@@ -7,19 +7,23 @@
 //! ```json
 //! {"type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"buy",
 //!  "order_type":"limit","price":"100.50","qty":"2","tif":"gtc","post_only":false,"ts":1732900000000}
-//! {"type":"cancel","order_id":"o-1","symbol":"BTC-USD","ts":1732900000001}
-//! {"type":"replace","order_id":"o-1","symbol":"BTC-USD","price":"101.00","qty":"1","ts":1732900000002}
+//! {"type":"cancel","order_id":"o-1","account":"a-1","symbol":"BTC-USD","ts":1732900000001}
+//! {"type":"replace","order_id":"o-1","account":"a-1","symbol":"BTC-USD","price":"101.00","qty":"1","ts":1732900000002}
 //! ```
+//! `account` is required on every command: on a cancel or replace it is the sender, and only the
+//! order's owner may cancel or replace it (the engine rejects anyone else with `not_owner`).
 //! Unknown fields are ignored, so producers can add their own. Prices and quantities are decimal
-//! strings. A line that does not decode becomes [`Command::Invalid`], which the engine turns into
-//! a `rejected` event with reason `malformed` and a `detail`, keeping the sequence contiguous;
-//! the event names the line's `account` when one can be read, so its owner can be told.
+//! strings. A line that does not decode (a missing `account` included) becomes
+//! [`Command::Invalid`], which the engine turns into a `rejected` event with reason `malformed`
+//! and a `detail` naming what is wrong, keeping the sequence contiguous; the event names the
+//! line's `account` when one can be read, so its sender can be told.
 //!
 //! Events carry `event`, `seq`, `ts`, `symbol` and, per kind:
 //! - `accepted`: `order_id`, `account`, `side`, `order_type`, `tif`, `price` (limit), `qty`, `post_only`
-//! - `rejected`: `order_id`, `account` (whom to tell: the new order's, or the owner of the live
-//!   order a cancel or replace named; `""` when unknown), `request`
-//!   (`new`/`cancel`/`replace`/`unknown`), `reason`, `detail` (`malformed`, `bad_timestamp`)
+//! - `rejected`: `order_id`, `account` (whom to tell: the sender of the refused command; `""`
+//!   only for a malformed line without a readable account), `request`
+//!   (`new`/`cancel`/`replace`/`unknown`), `reason`, `detail` (`malformed`,
+//!   `bad_timestamp`)
 //! - `trade`: `price`, `qty`, `maker_order_id`, `maker_account`, `maker_leaves`, `taker_order_id`,
 //!   `taker_account`, `taker_side`, `taker_leaves`
 //! - `cancelled` / `expired`: `order_id`, `account`, `qty`
@@ -54,12 +58,14 @@ enum WireCommand {
     },
     Cancel {
         order_id: String,
+        account: String,
         symbol: String,
         #[serde(default)]
         ts: Option<i64>,
     },
     Replace {
         order_id: String,
+        account: String,
         symbol: String,
         #[serde(default)]
         price: Option<String>,
@@ -113,21 +119,25 @@ fn convert(w: WireCommand, default_ts: i64) -> Result<Command, FieldError> {
         }),
         WireCommand::Cancel {
             order_id,
+            account,
             symbol,
             ts,
         } => Command::Cancel(CancelOrder {
             order_id: name("order_id", &order_id, OrderId::new)?,
+            account: name("account", &account, Account::new)?,
             symbol: name("symbol", &symbol, Symbol::new)?,
             ts: ts.unwrap_or(default_ts),
         }),
         WireCommand::Replace {
             order_id,
+            account,
             symbol,
             price,
             qty,
             ts,
         } => Command::Replace(ReplaceOrder {
             order_id: name("order_id", &order_id, OrderId::new)?,
+            account: name("account", &account, Account::new)?,
             symbol: name("symbol", &symbol, Symbol::new)?,
             price: price.map(|p| decimal("price", &p)).transpose()?,
             qty: qty.map(|q| decimal("qty", &q)).transpose()?,

@@ -59,14 +59,17 @@ fn decodes_the_documented_commands() {
         "defaults and fallback ts"
     );
 
-    let cancel = r#"{"type":"cancel","order_id":"o-1","symbol":"BTC-USD","ts":5}"#;
-    assert!(matches!(decode_command(cancel.as_bytes(), 0), Command::Cancel(c) if c.ts == 5));
-    let replace =
-        r#"{"type":"replace","order_id":"o-1","symbol":"BTC-USD","price":"101.00","ts":6}"#;
+    let cancel = r#"{"type":"cancel","order_id":"o-1","account":"a-1","symbol":"BTC-USD","ts":5}"#;
+    assert!(matches!(
+        decode_command(cancel.as_bytes(), 0),
+        Command::Cancel(c) if c.ts == 5 && c.account.as_str() == "a-1"
+    ));
+    let replace = r#"{"type":"replace","order_id":"o-1","account":"a-1","symbol":"BTC-USD","price":"101.00","ts":6}"#;
     let Command::Replace(r) = decode_command(replace.as_bytes(), 0) else {
         panic!("not a replace");
     };
     assert_eq!((r.price, r.qty), (Some(Decimal::new(10100, 2)), None));
+    assert_eq!(r.account.as_str(), "a-1");
 }
 
 #[test]
@@ -88,13 +91,13 @@ fn malformed_commands_keep_what_can_be_read() {
     );
 
     let (_, _, req, detail, _) =
-        invalid(r#"{"type":"replace","order_id":"o","symbol":"S","qty":"1.2.3"}"#);
+        invalid(r#"{"type":"replace","order_id":"o","account":"a","symbol":"S","qty":"1.2.3"}"#);
     assert_eq!(req, Request::Replace);
     assert_eq!(detail, "qty: invalid character in decimal");
 
     let long = "x".repeat(41);
     let (id, _, _, detail, _) = invalid(&format!(
-        r#"{{"type":"cancel","order_id":"{long}","symbol":"S"}}"#
+        r#"{{"type":"cancel","order_id":"{long}","account":"a","symbol":"S"}}"#
     ));
     assert_eq!(id, "", "an id too long to keep is left empty");
     assert!(
@@ -153,12 +156,12 @@ fn encodes_every_event_kind_with_decimal_strings() {
         r#"{"type":"new","order_id":"s","account":"m","symbol":"BTC-USD","side":"sell","order_type":"limit","price":"100.5","qty":"1.5","tif":"gtc","ts":1}"#,
         r#"{"type":"new","order_id":"b","account":"t","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"101","qty":"2","tif":"ioc","ts":2}"#,
         r#"{"type":"new","order_id":"r","account":"t","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"99","qty":"1","tif":"gtc","ts":3}"#,
-        r#"{"type":"replace","order_id":"r","symbol":"BTC-USD","price":"98","ts":4}"#,
-        r#"{"type":"cancel","order_id":"r","symbol":"BTC-USD","ts":5}"#,
-        r#"{"type":"cancel","order_id":"r","symbol":"BTC-USD","ts":6}"#,
+        r#"{"type":"replace","order_id":"r","account":"t","symbol":"BTC-USD","price":"98","ts":4}"#,
+        r#"{"type":"cancel","order_id":"r","account":"t","symbol":"BTC-USD","ts":5}"#,
+        r#"{"type":"cancel","order_id":"r","account":"t","symbol":"BTC-USD","ts":6}"#,
         r#"{"type":"bogus"}"#,
         r#"{"type":"new","order_id":"s2","account":"m","symbol":"BTC-USD","side":"sell","order_type":"limit","price":"105","qty":"1","tif":"gtc","ts":7}"#,
-        r#"{"type":"replace","order_id":"s2","symbol":"BTC-USD","price":"100.001","ts":7}"#,
+        r#"{"type":"replace","order_id":"s2","account":"m","symbol":"BTC-USD","price":"100.001","ts":7}"#,
         r#"{"type":"new","order_id":"x","account":"t","symbol":"BTC-USD","side":"buy","order_type":"market","qty":"1","tif":"gtc","ts":8}"#,
     ];
     let mut events = Vec::new();
@@ -192,8 +195,8 @@ fn encodes_every_event_kind_with_decimal_strings() {
     assert_eq!(
         rejected[0],
         &json!({"event":"rejected","seq":rejected[0]["seq"],"ts":6,"symbol":"BTC-USD",
-                "order_id":"r","account":"","request":"cancel","reason":"unknown_order"}),
-        "an order the engine does not hold: nobody to tell"
+                "order_id":"r","account":"t","request":"cancel","reason":"unknown_order"}),
+        "an order the engine does not hold: the sender is told"
     );
     assert_eq!(rejected[1]["reason"], "malformed");
     assert_eq!(rejected[1]["account"], "");
@@ -203,7 +206,7 @@ fn encodes_every_event_kind_with_decimal_strings() {
             .unwrap()
             .contains("unknown variant")
     );
-    // A refused replace of a live order tells its owner; a refused new order, its sender.
+    // A refused replace tells its sender (here the owner); so does a refused new order.
     assert_eq!(
         (
             rejected[2]["order_id"].as_str(),
@@ -221,4 +224,61 @@ fn encodes_every_event_kind_with_decimal_strings() {
     );
     let seqs: Vec<u64> = v.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=v.len() as u64).collect::<Vec<_>>());
+}
+
+/// Runs JSON command lines through an engine and returns the events as JSON.
+fn run_lines(lines: &[&str]) -> Vec<Value> {
+    let inst = instruments();
+    let mut engine: Engine = Engine::new(inst.clone());
+    let mut events = Vec::new();
+    for l in lines {
+        engine.apply(&decode_command(l.as_bytes(), 0), &mut events);
+    }
+    encode_all(&events, &inst)
+}
+
+#[test]
+fn only_the_owner_may_cancel_or_replace() {
+    let v = run_lines(&[
+        r#"{"type":"new","order_id":"o-1","account":"alice","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"100","qty":"2","tif":"gtc","ts":1}"#,
+        r#"{"type":"cancel","order_id":"o-1","account":"mallory","symbol":"BTC-USD","ts":2}"#,
+        r#"{"type":"replace","order_id":"o-1","account":"mallory","symbol":"BTC-USD","qty":"1","ts":3}"#,
+        r#"{"type":"replace","order_id":"o-1","account":"alice","symbol":"BTC-USD","qty":"1","ts":4}"#,
+        r#"{"type":"cancel","order_id":"o-1","account":"alice","symbol":"BTC-USD","ts":5}"#,
+    ]);
+    let at = |ts: i64| -> Vec<&Value> { v.iter().filter(|e| e["ts"] == ts).collect() };
+    // A non-owner's cancel and replace: refused, told to the sender, nothing about the order.
+    for (ts, request) in [(2, "cancel"), (3, "replace")] {
+        assert_eq!(
+            at(ts),
+            [
+                &json!({"event":"rejected","seq":at(ts)[0]["seq"],"ts":ts,"symbol":"BTC-USD",
+                     "order_id":"o-1","account":"mallory","request":request,"reason":"not_owner"})
+            ],
+            "{request} by a non-owner"
+        );
+    }
+    // The owner's replace and cancel go through.
+    assert_eq!(at(4)[0]["event"], "replaced");
+    assert_eq!(at(5)[0]["event"], "cancelled");
+    assert_eq!(
+        at(5)[0]["qty"],
+        "1.000",
+        "the non-owner's replace changed nothing"
+    );
+}
+
+#[test]
+fn cancel_and_replace_without_an_account_are_malformed() {
+    for line in [
+        r#"{"type":"cancel","order_id":"o-1","symbol":"BTC-USD","ts":2}"#,
+        r#"{"type":"replace","order_id":"o-1","symbol":"BTC-USD","qty":"1","ts":3}"#,
+    ] {
+        let (id, sym, _, detail, _) = invalid(line);
+        assert_eq!((id.as_str(), sym.as_str()), ("o-1", "BTC-USD"), "{line}");
+        assert!(
+            detail.contains("missing field `account`"),
+            "{line}: {detail}"
+        );
+    }
 }

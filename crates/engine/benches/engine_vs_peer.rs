@@ -153,6 +153,8 @@ fn peer_price(ticks: i64) -> u128 {
 /// What the generator knows of one order (indexed by its number, which is also its id).
 #[derive(Debug, Clone, Copy)]
 struct OrderState {
+    /// Its owner, who sends its cancels and moves.
+    account: Account,
     side: Side,
     price: i64,
     open: u64,
@@ -260,9 +262,16 @@ impl Generator {
     }
 
     /// A fresh order number and its id.
-    fn next_order(&mut self, side: Side, price: i64, qty: u64) -> (usize, OrderId) {
+    fn next_order(
+        &mut self,
+        account: Account,
+        side: Side,
+        price: i64,
+        qty: u64,
+    ) -> (usize, OrderId) {
         let n = self.orders.len();
         self.orders.push(OrderState {
+            account,
             side,
             price,
             open: qty,
@@ -279,8 +288,8 @@ impl Generator {
         tif: Tif,
         ptif: TimeInForce,
     ) -> (Command, PeerCmd) {
-        let (n, order_id) = self.next_order(side, price, qty);
         let account = self.accounts[self.rng.below(ACCOUNTS as u64) as usize];
+        let (n, order_id) = self.next_order(account, side, price, qty);
         let cmd = Command::New(NewOrder {
             order_id,
             account,
@@ -404,6 +413,7 @@ impl Generator {
         let n = self.pick_live(prefer);
         let cmd = Command::Cancel(CancelOrder {
             order_id: Self::id(n),
+            account: self.orders[n].account,
             symbol: self.symbol,
             ts: self.ts,
         });
@@ -442,6 +452,7 @@ impl Generator {
         }
         let cmd = Command::Replace(ReplaceOrder {
             order_id: Self::id(n),
+            account: o.account,
             symbol: self.symbol,
             price: Some(Decimal::from_int(price)),
             qty: qty.map(|q| Decimal::from_int(q as i64)),

@@ -45,22 +45,29 @@ pub struct NewOrder {
     pub ts: i64,
 }
 
-/// Cancel a live order.
+/// Cancel a live order. Only its owner may: the engine refuses a cancel whose `account` is not
+/// the order's with [`RejectReason::NotOwner`](crate::RejectReason::NotOwner).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelOrder {
     /// The order.
     pub order_id: OrderId,
+    /// Who asks: must be the order's owner.
+    pub account: Account,
     /// Its instrument.
     pub symbol: Symbol,
     /// Event time, milliseconds.
     pub ts: i64,
 }
 
-/// Change a live order. At least one of `price` and `qty` must be given.
+/// Change a live order. At least one of `price` and `qty` must be given. Only its owner may:
+/// the engine refuses a replace whose `account` is not the order's with
+/// [`RejectReason::NotOwner`](crate::RejectReason::NotOwner).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplaceOrder {
     /// The order.
     pub order_id: OrderId,
+    /// Who asks: must be the order's owner.
+    pub account: Account,
     /// Its instrument.
     pub symbol: Symbol,
     /// New limit price, if it changes.

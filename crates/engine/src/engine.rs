@@ -4,7 +4,7 @@ use crate::book::{Book, Emitter, FastBook, Resting, Taker};
 use crate::command::{CancelOrder, Command, InvalidCommand, NewOrder, ReplaceOrder, Request};
 use crate::event::{Event, EventKind, LevelQty, RejectReason};
 use crate::instrument::{Instrument, Instruments};
-use crate::name::{Account, Name, OrderId};
+use crate::name::OrderId;
 use crate::types::{OrderType, Price, Qty, Side, Tif};
 
 /// A book and the top of book last published for it.
@@ -15,10 +15,6 @@ pub(crate) struct Slot<B> {
 }
 
 type Top = (Option<LevelQty>, Option<LevelQty>);
-
-/// The account of a rejection the engine cannot attribute: the command named no order it holds
-/// and carried no account of its own.
-const NO_ACCOUNT: Account = Account(Name::EMPTY);
 
 impl<B: Book> Slot<B> {
     fn current_top(&self) -> Top {
@@ -95,26 +91,11 @@ impl<B: Book> Engine<B> {
     /// (the matcher's timestamp window, [`RejectReason::BadTimestamp`]). The caller decides from
     /// the input log only, so a replay decides the same.
     pub fn reject(&mut self, cmd: &Command, reason: RejectReason, ts: i64, out: &mut Vec<Event>) {
-        let owner = |order_id, symbol| {
-            self.instruments
-                .index(&symbol)
-                .and_then(|ix| self.slots[ix].book.get(&order_id))
-                .map_or(NO_ACCOUNT, |live| live.account)
-        };
+        // Addressed to the sender, as every rejection is: the refusal tells nobody else anything.
         let (order_id, symbol, request, account) = match cmd {
             Command::New(c) => (c.order_id, c.symbol, Request::New, c.account),
-            Command::Cancel(c) => (
-                c.order_id,
-                c.symbol,
-                Request::Cancel,
-                owner(c.order_id, c.symbol),
-            ),
-            Command::Replace(c) => (
-                c.order_id,
-                c.symbol,
-                Request::Replace,
-                owner(c.order_id, c.symbol),
-            ),
+            Command::Cancel(c) => (c.order_id, c.symbol, Request::Cancel, c.account),
+            Command::Replace(c) => (c.order_id, c.symbol, Request::Replace, c.account),
             Command::Invalid(c) => (c.order_id, c.symbol, c.request, c.account),
         };
         let mut em = Emitter::new(&mut self.next_seq, ts, symbol, out);
@@ -201,20 +182,26 @@ impl<B: Book> Engine<B> {
 
     fn cancel(&mut self, c: &CancelOrder, out: &mut Vec<Event>) {
         let mut em = Emitter::new(&mut self.next_seq, c.ts, c.symbol, out);
+        // Ownership is checked before anything is removed, and a refusal goes to the sender
+        // with nothing but the id it gave: a non-owner learns nothing about the order.
         let removed = match self.instruments.index(&c.symbol) {
             None => Err(RejectReason::UnknownSymbol),
-            Some(ix) => match self.slots[ix].book.remove(&c.order_id) {
+            Some(ix) => match self.slots[ix].book.get(&c.order_id) {
                 None => Err(RejectReason::UnknownOrder),
-                Some((order, total)) => Ok((ix, order, total)),
+                Some(order) if order.account != c.account => Err(RejectReason::NotOwner),
+                Some(_) => self.slots[ix]
+                    .book
+                    .remove(&c.order_id)
+                    .map(|(order, total)| (ix, order, total))
+                    .ok_or(RejectReason::UnknownOrder),
             },
         };
         let (ix, order, total) = match removed {
             Ok(v) => v,
-            // A cancel is refused only when the engine does not hold the order: nobody to tell.
             Err(reason) => {
                 return em.emit(EventKind::Rejected {
                     order_id: c.order_id,
-                    account: NO_ACCOUNT,
+                    account: c.account,
                     request: Request::Cancel,
                     reason,
                 });
@@ -235,34 +222,37 @@ impl<B: Book> Engine<B> {
 
     fn replace(&mut self, c: &ReplaceOrder, out: &mut Vec<Event>) {
         let mut em = Emitter::new(&mut self.next_seq, c.ts, c.symbol, out);
+        // Ownership first: a non-owner is refused before the replace is checked against the
+        // order, so the reason it gets (`not_owner`) says nothing about the order's price,
+        // quantity or flags.
         let checked = self
             .instruments
             .index(&c.symbol)
-            .ok_or((RejectReason::UnknownSymbol, NO_ACCOUNT))
+            .ok_or(RejectReason::UnknownSymbol)
             .and_then(|ix| {
                 let old = self.slots[ix]
                     .book
                     .get(&c.order_id)
-                    .ok_or((RejectReason::UnknownOrder, NO_ACCOUNT))?;
-                // The order is live: its owner is told why the replace was refused.
-                let refuse = |reason| (reason, old.account);
-                let (price, qty) =
-                    validate_replace(self.instruments.at(ix), c, &old).map_err(refuse)?;
+                    .ok_or(RejectReason::UnknownOrder)?;
+                if old.account != c.account {
+                    return Err(RejectReason::NotOwner);
+                }
+                let (price, qty) = validate_replace(self.instruments.at(ix), c, &old)?;
                 let keeps_priority = price == old.price && qty <= old.open;
                 if !keeps_priority
                     && old.post_only
                     && crosses_best(&self.slots[ix].book, old.side, price)
                 {
-                    return Err(refuse(RejectReason::PostOnlyWouldTrade));
+                    return Err(RejectReason::PostOnlyWouldTrade);
                 }
                 Ok((ix, old, price, qty, keeps_priority))
             });
         let (ix, old, price, qty, keeps_priority) = match checked {
             Ok(v) => v,
-            Err((reason, account)) => {
+            Err(reason) => {
                 return em.emit(EventKind::Rejected {
                     order_id: c.order_id,
-                    account,
+                    account: c.account,
                     request: Request::Replace,
                     reason,
                 });

@@ -54,9 +54,10 @@ pub enum EventKind {
     Rejected {
         /// The order named by the command (empty if none could be read).
         order_id: OrderId,
-        /// Whom to tell: a new order's own account, or the owner of the live order a cancel or
-        /// replace named. Empty when the engine cannot tell whose the command is: an unknown
-        /// symbol or order, or a malformed command whose account could not be read.
+        /// Whom to tell: the account that sent the command (a new order's own account, the
+        /// account a cancel or replace carried — never the owner of the order it named, which
+        /// may be someone else's — or the account a malformed command carried). Empty only for
+        /// a malformed command whose account could not be read.
         account: Account,
         /// What was asked.
         request: Request,
@@ -196,6 +197,9 @@ pub enum RejectReason {
     ///
     /// [`Engine::reject`]: crate::Engine::reject
     BadTimestamp(Box<str>),
+    /// A cancel or replace from an account that does not own the order. The rejection goes to
+    /// the sender and says nothing about the order beyond the id the sender gave.
+    NotOwner,
     /// The command could not be decoded.
     Malformed(Box<str>),
 }
@@ -221,6 +225,7 @@ impl RejectReason {
             RejectReason::UnknownOrder => "unknown_order",
             RejectReason::NothingToReplace => "nothing_to_replace",
             RejectReason::BadTimestamp(_) => "bad_timestamp",
+            RejectReason::NotOwner => "not_owner",
             RejectReason::Malformed(_) => "malformed",
         }
     }

@@ -22,12 +22,16 @@
 //! - Replace: the same price with a lower (or equal) open quantity keeps the queue position;
 //!   any other change removes the order and re-enters it at the back of its new level, where it
 //!   may trade at once. Moving a post-only order to a crossing price is rejected.
-//! - A `rejected` event names the account to tell: a new order's own, the owner of the live order
-//!   a refused cancel or replace named, or the account a malformed command carried; empty when
-//!   there is none (unknown symbol or order, no readable account).
+//! - Only an order's owner may cancel or replace it: a cancel or replace carries the sender's
+//!   account, and one from another account is rejected (`not_owner`) before anything about the
+//!   order is looked at, so the refusal tells the sender nothing about it.
+//! - A `rejected` event names the account to tell: the sender's (a new order's own account, the
+//!   account a cancel or replace carried, or the account a malformed command carried), never the
+//!   owner of an order someone else named; empty only when a malformed command had no readable
+//!   account.
 //! - [`Engine::reject`] refuses a command for a reason decided outside the engine (the matcher's
-//!   timestamp window, `bad_timestamp`): one `rejected` event in sequence, addressed the same way,
-//!   and the book untouched. The engine itself still reads no clock.
+//!   timestamp window, `bad_timestamp`): one `rejected` event in sequence, addressed to the
+//!   sender, and the book untouched. The engine itself still reads no clock.
 //! - Each command's events are numbered with one per-engine counter, contiguous from 1:
 //!   lifecycle events first, then `book_delta` per level changed, then `top_of_book` if the best
 //!   bid or ask changed.

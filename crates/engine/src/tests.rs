@@ -101,19 +101,37 @@ impl<B: Book> H<B> {
         self.order(oid, side, OrderType::Market, None, qty, tif, false)
     }
 
+    /// A cancel from the order's owner (`acct-<oid>`, as [`H::order`] places it).
     fn cancel(&mut self, oid: &str) -> Vec<EventKind> {
+        self.cancel_as(&format!("acct-{oid}"), oid)
+    }
+
+    fn cancel_as(&mut self, account: &str, oid: &str) -> Vec<EventKind> {
         let ts = self.next_ts();
         self.run(Command::Cancel(CancelOrder {
             order_id: id(oid),
+            account: acct(account),
             symbol: Symbol::new(SYM).unwrap(),
             ts,
         }))
     }
 
+    /// A replace from the order's owner (`acct-<oid>`).
     fn replace(&mut self, oid: &str, price: Option<&str>, qty: Option<&str>) -> Vec<EventKind> {
+        self.replace_as(&format!("acct-{oid}"), oid, price, qty)
+    }
+
+    fn replace_as(
+        &mut self,
+        account: &str,
+        oid: &str,
+        price: Option<&str>,
+        qty: Option<&str>,
+    ) -> Vec<EventKind> {
         let ts = self.next_ts();
         self.run(Command::Replace(ReplaceOrder {
             order_id: id(oid),
+            account: acct(account),
             symbol: Symbol::new(SYM).unwrap(),
             price: price.map(|p| p.parse().unwrap()),
             qty: qty.map(|q| q.parse().unwrap()),
@@ -507,6 +525,7 @@ fn new_order_rejections<B: Book>() {
     h.engine.apply(
         &Command::Cancel(CancelOrder {
             order_id: id("c"),
+            account: acct("acct-c"),
             symbol: Symbol::new("NOPE").unwrap(),
             ts: 0,
         }),
@@ -573,7 +592,7 @@ fn rejections_name_the_account_to_tell<B: Book>() {
     }));
     assert_eq!(reason(&ev), Some(RejectReason::DuplicateOrderId));
     assert_eq!(told(&ev), Some(acct("other")));
-    // A refused replace of a live order: its owner, whatever the reason.
+    // A refused replace of a live order by its owner: the owner, whatever the reason.
     assert_eq!(
         told(&h.replace("live", None, Some("0"))),
         Some(acct("acct-live"))
@@ -595,18 +614,25 @@ fn rejections_name_the_account_to_tell<B: Book>() {
     let ev = h.replace("po", Some("100"), None);
     assert_eq!(reason(&ev), Some(RejectReason::PostOnlyWouldTrade));
     assert_eq!(told(&ev), Some(acct("acct-po")));
-    // An order the engine does not hold (never was, or finished): nobody.
-    assert_eq!(told(&h.cancel("nope")), Some(nobody));
-    assert_eq!(told(&h.replace("nope", Some("99"), None)), Some(nobody));
+    // An order the engine does not hold (never was, or finished): the sender.
+    assert_eq!(told(&h.cancel_as("x", "nope")), Some(acct("x")));
+    assert_eq!(
+        told(&h.replace_as("x", "nope", Some("99"), None)),
+        Some(acct("x"))
+    );
     h.cancel("live");
-    assert_eq!(told(&h.cancel("live")), Some(nobody));
-    assert_eq!(told(&h.replace("live", None, Some("1"))), Some(nobody));
-    // An unknown symbol: a new order still names its account; a cancel or replace cannot.
+    assert_eq!(told(&h.cancel("live")), Some(acct("acct-live")));
+    assert_eq!(
+        told(&h.replace_as("x", "live", None, Some("1"))),
+        Some(acct("x"))
+    );
+    // An unknown symbol: the sender, for a new order as for a cancel or replace.
     let mut out = Vec::new();
     let elsewhere = Symbol::new("NOPE").unwrap();
     h.engine.apply(
         &Command::Replace(ReplaceOrder {
             order_id: id("s"),
+            account: acct("acct-s"),
             symbol: elsewhere,
             price: None,
             qty: Some(Decimal::from_int(1)),
@@ -630,7 +656,7 @@ fn rejections_name_the_account_to_tell<B: Book>() {
         &mut out,
     );
     let kinds: Vec<EventKind> = out.into_iter().map(|e| e.kind).collect();
-    assert_eq!(told(&kinds[..1]), Some(nobody));
+    assert_eq!(told(&kinds[..1]), Some(acct("acct-s")));
     assert_eq!(told(&kinds[1..]), Some(acct("a")));
     // A malformed command: the account it carried, if any could be read.
     let malformed = |account| {
@@ -651,10 +677,9 @@ fn rejections_name_the_account_to_tell<B: Book>() {
 }
 
 /// `Engine::reject`: a command refused outside the engine's rules (the matcher's timestamp
-/// window) is answered in sequence like any rejection, addressed as the engine addresses its own,
-/// stamped with the time given, and changes nothing in the book.
+/// window) is answered in sequence like any rejection, addressed to the sender as the engine
+/// addresses its own, stamped with the time given, and changes nothing in the book.
 fn refused_commands_are_rejected_in_sequence<B: Book>() {
-    let nobody = Account(crate::name::Name::EMPTY);
     let mut h = H::<B>::new();
     h.limit("live", Side::Buy, "90", "2", Tif::Gtc);
     let bad = RejectReason::BadTimestamp("ts 1732900000000000 is far ahead".into());
@@ -696,15 +721,16 @@ fn refused_commands_are_rejected_in_sequence<B: Book>() {
         }]
     );
     assert_eq!(h.open("live"), Some(2), "nothing traded");
-    // A cancel or replace of a live order: its owner; the order stays as it was.
-    let cancel = |oid: &str, symbol: &str| {
+    // A cancel or replace of a live order: the sender; the order stays as it was.
+    let cancel = |oid: &str, symbol: &str, account: &str| {
         Command::Cancel(CancelOrder {
             order_id: id(oid),
+            account: acct(account),
             symbol: Symbol::new(symbol).unwrap(),
             ts: -1,
         })
     };
-    let ev = refuse(&mut h, cancel("live", SYM));
+    let ev = refuse(&mut h, cancel("live", SYM, "acct-live"));
     let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(told(&kinds), Some(acct("acct-live")));
     assert!(matches!(
@@ -718,6 +744,7 @@ fn refused_commands_are_rejected_in_sequence<B: Book>() {
         &mut h,
         Command::Replace(ReplaceOrder {
             order_id: id("live"),
+            account: acct("acct-other"),
             symbol: Symbol::new(SYM).unwrap(),
             price: Some(Decimal::from_int(1)),
             qty: None,
@@ -725,26 +752,84 @@ fn refused_commands_are_rejected_in_sequence<B: Book>() {
         }),
     );
     let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind.clone()).collect();
-    assert_eq!(told(&kinds), Some(acct("acct-live")));
+    assert_eq!(told(&kinds), Some(acct("acct-other")), "never the owner");
     assert_eq!(reason(&kinds), Some(bad.clone()));
     assert_eq!(h.open("live"), Some(2), "not cancelled, not moved");
-    // An order the engine does not hold, or an unknown symbol: nobody to tell.
-    let kinds: Vec<EventKind> = refuse(&mut h, cancel("nope", SYM))
+    // An order the engine does not hold, or an unknown symbol: still the sender.
+    let kinds: Vec<EventKind> = refuse(&mut h, cancel("nope", SYM, "acct-y"))
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(told(&kinds), Some(nobody));
-    let kinds: Vec<EventKind> = refuse(&mut h, cancel("live", "NOPE"))
+    assert_eq!(told(&kinds), Some(acct("acct-y")));
+    let kinds: Vec<EventKind> = refuse(&mut h, cancel("live", "NOPE", "acct-y"))
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(told(&kinds), Some(nobody));
+    assert_eq!(told(&kinds), Some(acct("acct-y")));
     // The sequence goes on without a gap.
     assert_eq!(h.engine.last_seq(), before + 5);
     let mut next = Vec::new();
-    h.engine.apply(&cancel("live", SYM), &mut next);
+    h.engine.apply(&cancel("live", SYM, "acct-live"), &mut next);
     assert_eq!(next[0].seq.0, before + 6);
     assert!(matches!(next[0].kind, EventKind::Cancelled { .. }));
+}
+
+fn only_the_owner_may_cancel_or_replace<B: Book>() {
+    let mut h = H::<B>::new();
+    h.limit("s", Side::Sell, "100", "1", Tif::Gtc);
+    h.order(
+        "po",
+        Side::Buy,
+        OrderType::Limit,
+        Some("99"),
+        "5",
+        Tif::Gtc,
+        true,
+    );
+    let resting = |h: &H<B>| {
+        let mut all = Vec::new();
+        h.engine.book(0).for_each(|o| all.push(*o));
+        all
+    };
+    let before = resting(&h);
+    // Whatever the non-owner asks, even what the owner would be refused for (a post-only move
+    // to a crossing price, an off-tick price, nothing to replace), the answer is `not_owner`,
+    // addressed to the sender, naming only the id it gave: it learns nothing about the order.
+    let not_owner = |request| {
+        vec![EventKind::Rejected {
+            order_id: id("po"),
+            account: acct("mallory"),
+            request,
+            reason: RejectReason::NotOwner,
+        }]
+    };
+    assert_eq!(h.cancel_as("mallory", "po"), not_owner(Request::Cancel));
+    for (price, qty) in [
+        (Some("98"), None),
+        (None, Some("1")),
+        (Some("100"), None),
+        (Some("98.2"), None),
+        (None, None),
+    ] {
+        assert_eq!(
+            h.replace_as("mallory", "po", price, qty),
+            not_owner(Request::Replace),
+            "{price:?} {qty:?}"
+        );
+    }
+    // The owner of another order in the same book is not the owner of this one.
+    assert_eq!(
+        reason(&h.cancel_as("acct-s", "po")),
+        Some(RejectReason::NotOwner)
+    );
+    assert_eq!(resting(&h), before, "the book is unchanged");
+    assert_eq!(h.open("po"), Some(5));
+    // The owner may.
+    assert!(matches!(
+        h.replace("po", None, Some("3"))[0],
+        EventKind::Replaced { .. }
+    ));
+    assert!(matches!(h.cancel("po")[0], EventKind::Cancelled { .. }));
 }
 
 fn market_data_and_sequence<B: Book>() {
@@ -872,6 +957,7 @@ on_both_books!(
     new_order_rejections,
     rejections_name_the_account_to_tell,
     refused_commands_are_rejected_in_sequence,
+    only_the_owner_may_cancel_or_replace,
     market_data_and_sequence,
     snapshot_round_trip,
 );

@@ -4,8 +4,9 @@
 //! - quantity is conserved per order and fills follow price-time priority (an independent model
 //!   built from the events alone);
 //! - sequence numbers are contiguous; the same input gives the same output;
-//! - a rejection names the new order's account, or the owner of the live order a cancel or
-//!   replace named, else nobody (the model's live orders decide);
+//! - a rejection names the sender's account (never the owner of an order someone else named);
+//!   a cancel or replace of a live order from another account is rejected `not_owner` and
+//!   changes nothing, one from its owner never is (the model's live orders decide);
 //! - snapshot after command k, restore, apply k+1..n = apply 1..n without a pause.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use proptest::prelude::*;
 use tradestream_engine::{
     Account, Book, CancelOrder, Command, Decimal, Engine, Event, EventKind, FastBook,
-    InstrumentSpec, Instruments, Name, NewOrder, OrderId, OrderType, Price, ReferenceBook,
+    InstrumentSpec, Instruments, NewOrder, OrderId, OrderType, Price, ReferenceBook, RejectReason,
     ReplaceOrder, Side, Symbol, Tif,
 };
 
@@ -47,10 +48,12 @@ enum Op {
     Cancel {
         id: u8,
         sym: bool,
+        owner: bool,
     },
     Replace {
         id: u8,
         sym: bool,
+        owner: bool,
         price: Option<i64>,
         qty: Option<i64>,
     },
@@ -63,16 +66,34 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, sym, buy, market, price, qty, tif, post_only)| Op::New {
                 id, sym, buy, market, price, qty, tif, post_only
             }),
-        2 => (0u8..40, prop::bool::weighted(0.9)).prop_map(|(id, sym)| Op::Cancel { id, sym }),
-        3 => (0u8..40, prop::bool::weighted(0.9), prop::option::weighted(0.7, 88i64..113),
-              prop::option::weighted(0.6, -1i64..12))
-            .prop_map(|(id, sym, price, qty)| Op::Replace { id, sym, price, qty }),
+        2 => (0u8..40, prop::bool::weighted(0.9), prop::bool::weighted(0.85))
+            .prop_map(|(id, sym, owner)| Op::Cancel { id, sym, owner }),
+        3 => (0u8..40, prop::bool::weighted(0.9), prop::bool::weighted(0.85),
+              prop::option::weighted(0.7, 88i64..113), prop::option::weighted(0.6, -1i64..12))
+            .prop_map(|(id, sym, owner, price, qty)| Op::Replace { id, sym, owner, price, qty }),
     ]
+}
+
+/// The account of order id `id`'s new orders (every order with that id belongs to it).
+fn owner_of(id: u8) -> Account {
+    Account::new(&format!("acct{}", id % 5)).unwrap()
+}
+
+/// Another account than [`owner_of`]`(id)`.
+fn not_owner_of(id: u8) -> Account {
+    Account::new(&format!("acct{}", (id + 1) % 5)).unwrap()
 }
 
 fn command(op: &Op, ts: i64) -> Command {
     let oid = |id: u8| OrderId::new(&format!("o{id}")).unwrap();
     let sym = |b: bool| Symbol::new(if b { "A" } else { "B" }).unwrap();
+    let sender = |id: u8, owner: bool| {
+        if owner {
+            owner_of(id)
+        } else {
+            not_owner_of(id)
+        }
+    };
     match *op {
         Op::New {
             id,
@@ -85,7 +106,7 @@ fn command(op: &Op, ts: i64) -> Command {
             post_only,
         } => Command::New(NewOrder {
             order_id: oid(id),
-            account: Account::new(&format!("acct{}", id % 5)).unwrap(),
+            account: owner_of(id),
             symbol: sym(s),
             side: if buy { Side::Buy } else { Side::Sell },
             order_type: if market {
@@ -104,18 +125,21 @@ fn command(op: &Op, ts: i64) -> Command {
             post_only,
             ts,
         }),
-        Op::Cancel { id, sym: s } => Command::Cancel(CancelOrder {
+        Op::Cancel { id, sym: s, owner } => Command::Cancel(CancelOrder {
             order_id: oid(id),
+            account: sender(id, owner),
             symbol: sym(s),
             ts,
         }),
         Op::Replace {
             id,
             sym: s,
+            owner,
             price,
             qty,
         } => Command::Replace(ReplaceOrder {
             order_id: oid(id),
+            account: sender(id, owner),
             symbol: sym(s),
             price: price.map(Decimal::from_int),
             qty: qty.map(Decimal::from_int),
@@ -307,20 +331,28 @@ impl Model {
         Ok(())
     }
 
-    /// Whom a rejection of `cmd` must name, asked before its events are applied: a new order's
-    /// own account, the owner of the live order a cancel or replace names, else nobody.
-    fn to_tell(&self, cmd: &Command) -> Account {
-        let owner = |symbol: &Symbol, id: &OrderId| {
-            self.orders
-                .get(&(symbol.to_string(), id.to_string()))
-                .map_or(Account(Name::EMPTY), |o| o.account)
-        };
+    /// Whom a rejection of `cmd` must name: the sender, whatever the command.
+    fn to_tell(cmd: &Command) -> Account {
         match cmd {
             Command::New(c) => c.account,
-            Command::Cancel(c) => owner(&c.symbol, &c.order_id),
-            Command::Replace(c) => owner(&c.symbol, &c.order_id),
+            Command::Cancel(c) => c.account,
+            Command::Replace(c) => c.account,
             Command::Invalid(c) => c.account,
         }
+    }
+
+    /// For a cancel or replace of an order the model holds live, asked before its events are
+    /// applied: whether the sender is someone other than its owner (`None`: not such a command,
+    /// or no such live order).
+    fn sent_by_non_owner(&self, cmd: &Command) -> Option<bool> {
+        let (symbol, id, sender) = match cmd {
+            Command::Cancel(c) => (c.symbol, c.order_id, c.account),
+            Command::Replace(c) => (c.symbol, c.order_id, c.account),
+            Command::New(_) | Command::Invalid(_) => return None,
+        };
+        self.orders
+            .get(&(symbol.to_string(), id.to_string()))
+            .map(|o| o.account != sender)
     }
 
     /// The book must hold exactly the model's live orders, in the model's queue order.
@@ -386,9 +418,19 @@ proptest! {
         for (i, o) in ops.iter().enumerate() {
             let mut events = Vec::new();
             let cmd = command(o, i as i64);
-            let to_tell = model.to_tell(&cmd);
+            let to_tell = Model::to_tell(&cmd);
+            let non_owner = model.sent_by_non_owner(&cmd);
             engine.apply(&cmd, &mut events);
             prop_assert!(!events.is_empty(), "every command has an outcome");
+            let refused_as_non_owner = matches!(
+                events.as_slice(),
+                [Event { kind: EventKind::Rejected { reason: RejectReason::NotOwner, .. }, .. }]
+            );
+            prop_assert_eq!(
+                refused_as_non_owner,
+                non_owner == Some(true),
+                "command {} {:?}: {:?}", i, o, events
+            );
             for e in &events {
                 prop_assert_eq!(e.seq.0, expected_seq);
                 expected_seq += 1;

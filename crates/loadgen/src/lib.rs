@@ -1,7 +1,7 @@
 //! # tradestream-loadgen
 //!
 //! A seeded order flow that looks like a venue's: mostly limit orders near the touch, cancels and
-//! replaces of live orders, some IOC, FOK and market orders, and (optionally) a share of bad
+//! replaces of live orders (sent by their owners), some IOC, FOK and market orders, and (optionally) a share of bad
 //! records. The same seed always gives the same flow, so runs can be compared.
 //!
 //! ## Layout
@@ -69,8 +69,9 @@ struct SymbolFlow {
     tick: tradestream_engine::Decimal,
     lot: tradestream_engine::Decimal,
     min_lots: i64,
-    /// Orders this flow believes may be live (ids); cancels and replaces pick from them.
-    live: Vec<u64>,
+    /// Orders this flow believes may be live (id, owner's account number); cancels and replaces
+    /// pick from them and are sent by the owner.
+    live: Vec<(u64, u64)>,
 }
 
 /// The wall clock in milliseconds since the epoch, for [`OrderFlow::next_line_at`] (0 if the
@@ -177,20 +178,22 @@ impl OrderFlow {
         s.mid = (s.mid + (r3 % 3) as i64 - 1).max(1_000);
         let symbol = s.symbol.clone();
         let line = if roll < 15 && !s.live.is_empty() {
-            let id = s.live.swap_remove((r1 % s.live.len() as u64) as usize);
-            format!(r#"{{"type":"cancel","order_id":"o-{id}","symbol":"{symbol}","ts":{ts}}}"#)
+            let (id, owner) = s.live.swap_remove((r1 % s.live.len() as u64) as usize);
+            format!(
+                r#"{{"type":"cancel","order_id":"o-{id}","account":"acct-{owner}","symbol":"{symbol}","ts":{ts}}}"#
+            )
         } else if roll < 35 && !s.live.is_empty() {
-            let id = s.live[(r1 % s.live.len() as u64) as usize];
+            let (id, owner) = s.live[(r1 % s.live.len() as u64) as usize];
             let offset = (r2 % 21) as i64 - 10;
             let price = Self::price(s, s.mid + offset);
             if r2 % 4 == 0 {
                 let qty = Self::qty(s, 1 + (r3 % 10) as i64);
                 format!(
-                    r#"{{"type":"replace","order_id":"o-{id}","symbol":"{symbol}","price":"{price}","qty":"{qty}","ts":{ts}}}"#
+                    r#"{{"type":"replace","order_id":"o-{id}","account":"acct-{owner}","symbol":"{symbol}","price":"{price}","qty":"{qty}","ts":{ts}}}"#
                 )
             } else {
                 format!(
-                    r#"{{"type":"replace","order_id":"o-{id}","symbol":"{symbol}","price":"{price}","ts":{ts}}}"#
+                    r#"{{"type":"replace","order_id":"o-{id}","account":"acct-{owner}","symbol":"{symbol}","price":"{price}","ts":{ts}}}"#
                 )
             }
         } else {
@@ -198,7 +201,8 @@ impl OrderFlow {
             self.next_id += 1;
             let buy = r1 & 1 == 0;
             let side = if buy { "buy" } else { "sell" };
-            let account = format!("acct-{}", r2 % 50);
+            let owner = r2 % 50;
+            let account = format!("acct-{owner}");
             let lots = 1 + (r3 % 20) as i64;
             let qty = Self::qty(s, lots);
             let kind = r2 % 100;
@@ -225,7 +229,7 @@ impl OrderFlow {
                 };
                 let post_only = tif == "gtc" && !aggressive && kind % 10 == 0;
                 if tif == "gtc" {
-                    s.live.push(id);
+                    s.live.push((id, owner));
                     if s.live.len() > LIVE_CAP {
                         s.live.swap_remove(0);
                     }
@@ -251,7 +255,7 @@ impl OrderFlow {
             ),
             2 => format!("not json at all {ts}"),
             _ => format!(
-                r#"{{"type":"cancel","order_id":"bad-{ts}","symbol":"{symbol}","ts":{ts},"pad":"{}"}}"#,
+                r#"{{"type":"cancel","order_id":"bad-{ts}","account":"a","symbol":"{symbol}","ts":{ts},"pad":"{}"}}"#,
                 "x".repeat(70 * 1024)
             ),
         }
@@ -261,7 +265,9 @@ impl OrderFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tradestream_engine::{Command, Engine, EventKind, InstrumentSpec, Instruments};
+    use tradestream_engine::{
+        Command, Engine, EventKind, InstrumentSpec, Instruments, RejectReason,
+    };
 
     fn instruments() -> Instruments {
         Instruments::new(&[
@@ -310,6 +316,16 @@ mod tests {
         assert!(count(|k| matches!(k, EventKind::Trade { .. })) > 200);
         assert!(count(|k| matches!(k, EventKind::Cancelled { .. })) > 200);
         assert!(count(|k| matches!(k, EventKind::Replaced { .. })) > 200);
+        let not_owner = count(|k| {
+            matches!(
+                k,
+                EventKind::Rejected {
+                    reason: RejectReason::NotOwner,
+                    ..
+                }
+            )
+        });
+        assert_eq!(not_owner, 0, "cancels and replaces are sent by the owner");
         let rejected = count(|k| matches!(k, EventKind::Rejected { .. }));
         assert!(
             rejected < 2_000,

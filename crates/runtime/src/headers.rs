@@ -8,7 +8,10 @@ pub const SOURCE_PARTITION: &str = "source-partition";
 pub const SOURCE_OFFSET: &str = "source-offset";
 /// Header: input topic the record derives from.
 pub const SOURCE_TOPIC: &str = "source-topic";
-/// Header: per-input-partition, per-output-topic sequence number, contiguous from 1.
+/// Header: the record's sequence number. On the matcher's outputs it counts per input partition
+/// and output topic, contiguous from 1; the downstream workers put the `seq` of the record they
+/// derive from (a candle's last trade, a notification's execution), which several of their
+/// records can share (the two notifications of a trade between two accounts do).
 pub const SEQ: &str = "seq";
 /// Header: the worker that wrote the record.
 pub const WORKER: &str = "worker";

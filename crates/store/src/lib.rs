@@ -12,7 +12,8 @@
 //!
 //! ## Layout
 //! - [`model`]: the rows, independent of any backend; `(source_partition, seq)` is every row's
-//!   idempotency key and its version.
+//!   version, and with the row's own key its idempotency key (a notification's is `(account,
+//!   source_partition, seq)`: one execution tells both accounts of a trade).
 //! - [`StoreUri`] (`uri.rs`): parsing `--store` values; [`open`] turns one into a store.
 //! - [`sqlite`]: the embedded backend; its DDL is `schemas/cql/sqlite.sql`.
 //! - [`scylla`]: the cluster backend; its DDL is `schemas/cql/*.cql`. The module
@@ -25,6 +26,10 @@
 //! - Order state, candles and top of book keep the version with the highest `seq`: an older
 //!   write never overwrites a newer one (a candle closed at a seq also beats its open state at
 //!   that seq). Consumer offsets never move backwards.
+//! - Order state is keyed by (symbol, order id): ids are unique per book only. A store created
+//!   before that had a table `orders` keyed by order id alone; [`Store::migrate`] (which both
+//!   backends run when they open) moves its rows into `orders_by_symbol` and drops it, so no
+//!   store keeps the old key.
 //! - Reads are newest first: trades of a symbol by (UTC day, seq), of an account and
 //!   notifications by (event time, source partition, seq), candles by bucket start. The open
 //!   candles of a source partition ([`Store::open_candles`]) come by symbol, interval and bucket
@@ -75,7 +80,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A results store. See the crate documentation for the guarantees of each backend.
 pub trait Store: Send + std::fmt::Debug {
-    /// Creates the tables that are missing (idempotent).
+    /// Creates the tables that are missing and moves the rows of a replaced table into its
+    /// successor (idempotent): the order states of `orders`, keyed by order id alone, go to
+    /// `orders_by_symbol`, keyed by (symbol, order id), and `orders` is dropped.
     fn migrate(&mut self) -> Result<()>;
 
     /// Writes one consumed batch with the offsets it reaches: atomically (SQLite) or rows first,
@@ -91,8 +98,8 @@ pub trait Store: Send + std::fmt::Debug {
     /// The newest trades an account took part in, newest first.
     fn trades_by_account(&mut self, account: &str, limit: usize) -> Result<Vec<TradeRow>>;
 
-    /// One order's state.
-    fn order(&mut self, order_id: &str) -> Result<Option<OrderStateRow>>;
+    /// The state of the order `order_id` of `symbol` (order ids are unique per book only).
+    fn order(&mut self, symbol: &str, order_id: &str) -> Result<Option<OrderStateRow>>;
 
     /// One candle.
     fn candle(

@@ -2,9 +2,12 @@
 //!
 //! Every row carries the position it came from: `source_partition` (the `orders` partition, which
 //! is also the partition of every matcher output) and `seq` (the output topic's contiguous counter
-//! for that partition). `(source_partition, seq)` is the idempotency key: writing the same row
-//! twice leaves one row, and Scylla's `USING TIMESTAMP` is derived from `seq`, so a replay
-//! converges on the same state whatever order the writes land in.
+//! for that partition). It is the version of a row (Scylla's `USING TIMESTAMP` is derived from
+//! `seq`, so a replay converges on the same state whatever order the writes land in), and with
+//! the row's own key it makes writing the same row twice leave one row. For trades, one
+//! `(source_partition, seq)` is one row; one execution can tell several accounts, so a
+//! notification is `(account, source_partition, seq)`
+//! ([`NotificationRow::idempotency_key`]).
 
 use tradestream_engine::{Decimal, Side};
 
@@ -60,7 +63,8 @@ pub fn side_from_str(s: &str) -> Option<Side> {
         .find(|side| side.as_str() == s)
 }
 
-/// Where an order stands, folded from its executions.
+/// Where an order stands, folded from its executions. Keyed by (`symbol`, `order_id`): order ids
+/// are unique per book only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderStateRow {
     /// The order.
@@ -253,6 +257,16 @@ pub struct NotificationRow {
     pub symbol: String,
     /// Human-readable text (e.g. "bought 0.5 BTC-USD at 60000.00", "rejected: price_off_tick").
     pub text: String,
+}
+
+impl NotificationRow {
+    /// What identifies a notification, in the store and on the `notifications` topic:
+    /// `(account, source_partition, seq)`. Not `(source_partition, seq)` alone: `seq` is the
+    /// execution's, and the two sides of a trade between two accounts are two notifications
+    /// of one execution. (A self-match is one combined notification, so the key is unique.)
+    pub fn idempotency_key(&self) -> (&str, i32, i64) {
+        (self.account.as_str(), self.source_partition, self.seq)
+    }
 }
 
 /// Where a consumer stands on one input partition, written in the same transaction as the rows

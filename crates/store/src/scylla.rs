@@ -3,7 +3,11 @@
 //! ## Schema
 //! [`Store::migrate`] runs `CREATE KEYSPACE IF NOT EXISTS` with `SimpleStrategy`, replication
 //! factor 1 (right for a single dev node), `USE`s the keyspace, then every statement of
-//! `schemas/cql/*.cql` (all `CREATE TABLE IF NOT EXISTS`). In production create the keyspace
+//! `schemas/cql/*.cql` in file order ([`MIGRATIONS`], all `CREATE TABLE IF NOT EXISTS`). A
+//! primary key cannot change, so a table whose key changes gets a successor under a new name:
+//! when the keyspace still has the old order table, `orders` (keyed by order id alone), migrate
+//! copies its rows into `orders_by_symbol` (keyed by symbol and order id), `USING TIMESTAMP`
+//! each row's seq as every order write, and then drops it. In production create the keyspace
 //! beforehand with `NetworkTopologyStrategy` and the replication each data center needs; `IF NOT
 //! EXISTS` then leaves it alone. [`ScyllaStore::connect`] migrates, then prepares every statement
 //! once.
@@ -80,11 +84,31 @@ use crate::{
     Store, StoreCounts, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,
 };
 
-/// The table DDL, in the order it runs: (file name, statements).
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "001_tables.cql",
-    include_str!("../../../schemas/cql/001_tables.cql"),
-)];
+/// The table DDL, in the order it runs: (file name, statements). Every statement is idempotent
+/// (`IF NOT EXISTS`), so all of them run on every migration; what DDL cannot do (moving the rows
+/// of a replaced table into its successor) follows them: see [`Store::migrate`].
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "001_tables.cql",
+        include_str!("../../../schemas/cql/001_tables.cql"),
+    ),
+    (
+        "002_orders_by_symbol.cql",
+        include_str!("../../../schemas/cql/002_orders_by_symbol.cql"),
+    ),
+];
+
+/// The order table before `orders_by_symbol`, keyed by order id alone: moved and dropped by
+/// [`Store::migrate`] (see `schemas/cql/002_orders_by_symbol.cql`).
+const LEGACY_ORDERS: &str = "orders";
+
+/// The columns read by [`order_from_cql`], in order.
+macro_rules! order_columns {
+    () => {
+        "order_id, account, symbol, side, status, price, qty, filled_qty, avg_price, notional, \
+         updated_ts_ms, source_partition, seq"
+    };
+}
 
 /// Most statements of one [`Store::write`] in flight at once: enough to hide round trips, few
 /// enough not to flood a small cluster's queues.
@@ -150,6 +174,7 @@ impl ScyllaStore {
                 .map_err(scylla_err(format!("connect to {}", nodes.join(","))))?;
             migrate_schema(&session, &keyspace).await?;
             let statements = Statements::prepare(&session).await?;
+            move_legacy_orders(&session, &keyspace, &statements).await?;
             Ok::<_, StoreError>((session, statements))
         })??;
         tracing::info!(nodes = %nodes.join(","), keyspace = %keyspace, "connected to Scylla");
@@ -185,7 +210,9 @@ impl Store for ScyllaStore {
         let (session, keyspace) = (&self.session, &self.keyspace);
         self.statements = self.runtime.block_on(async {
             migrate_schema(session, keyspace).await?;
-            Statements::prepare(session).await
+            let statements = Statements::prepare(session).await?;
+            move_legacy_orders(session, keyspace, &statements).await?;
+            Ok::<_, StoreError>(statements)
         })??;
         Ok(())
     }
@@ -262,27 +289,7 @@ impl Store for ScyllaStore {
                 }
             }
             for o in &batch.orders {
-                rows.push(exec(
-                    session,
-                    &st.upsert_order,
-                    "orders",
-                    (
-                        o.order_id.as_str(),
-                        o.account.as_str(),
-                        o.symbol.as_str(),
-                        o.side.as_str(),
-                        o.status.as_str(),
-                        o.price.map(CqlDec),
-                        CqlDec(o.qty),
-                        CqlDec(o.filled_qty),
-                        o.avg_price.map(CqlDec),
-                        CqlDec(o.notional),
-                        o.updated_ts_ms,
-                        o.source_partition,
-                        o.seq,
-                        o.seq,
-                    ),
-                ));
+                rows.push(upsert_order(session, st, o));
             }
             for c in &batch.candles {
                 let values = (
@@ -460,12 +467,12 @@ impl Store for ScyllaStore {
         ))?
     }
 
-    fn order(&mut self, order_id: &str) -> Result<Option<OrderStateRow>> {
+    fn order(&mut self, symbol: &str, order_id: &str) -> Result<Option<OrderStateRow>> {
         let rows = self.runtime.block_on(select(
             &self.session,
             &self.statements.select_order,
-            (order_id,),
-            "orders",
+            (symbol, order_id),
+            "orders_by_symbol",
             order_from_cql,
         ))??;
         Ok(rows.into_iter().next())
@@ -548,7 +555,7 @@ impl Store for ScyllaStore {
             let mut counts = [0u64; 5];
             let tables = [
                 "trades_by_symbol",
-                "orders",
+                "orders_by_symbol",
                 "candles",
                 "top_of_book",
                 "notifications_by_account",
@@ -627,6 +634,99 @@ async fn migrate_schema(session: &Session, keyspace: &str) -> Result<()> {
     Ok(())
 }
 
+/// The write of one order state (`USING TIMESTAMP` its seq).
+fn upsert_order<'a>(
+    session: &'a Session,
+    st: &'a Statements,
+    o: &'a OrderStateRow,
+) -> WriteFuture<'a> {
+    exec(
+        session,
+        &st.upsert_order,
+        "orders_by_symbol",
+        (
+            o.order_id.as_str(),
+            o.account.as_str(),
+            o.symbol.as_str(),
+            o.side.as_str(),
+            o.status.as_str(),
+            o.price.map(CqlDec),
+            CqlDec(o.qty),
+            CqlDec(o.filled_qty),
+            o.avg_price.map(CqlDec),
+            CqlDec(o.notional),
+            o.updated_ts_ms,
+            o.source_partition,
+            o.seq,
+            o.seq,
+        ),
+    )
+}
+
+/// Moves the rows of the old `orders` table (keyed by order id alone) into `orders_by_symbol`
+/// and drops it, when the keyspace still has it; returns how many rows it copied. A page at a
+/// time, each row `USING TIMESTAMP` its seq like every order write, so a state written to the
+/// new table since wins and a move cut short by a crash is simply done again. The table is
+/// dropped only after every row is copied; a row that cannot be read fails the migration and
+/// leaves `orders` in place.
+async fn move_legacy_orders(session: &Session, keyspace: &str, st: &Statements) -> Result<u64> {
+    let context = || format!("move {keyspace}.{LEGACY_ORDERS} to orders_by_symbol");
+    let exists = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, LEGACY_ORDERS),
+        )
+        .await
+        .map_err(scylla_err(context()))?
+        .into_rows_result()
+        .map_err(scylla_err(context()))?
+        .rows_num()
+        > 0;
+    if !exists {
+        return Ok(0);
+    }
+    let select = prepare(
+        session,
+        concat!("SELECT ", order_columns!(), " FROM orders"),
+    )
+    .await?;
+    let mut moved = 0u64;
+    let mut paging_state = PagingState::start();
+    loop {
+        let (result, paging) = session
+            .execute_single_page(&select, (), paging_state)
+            .await
+            .map_err(scylla_err(context()))?;
+        let rows = result.into_rows_result().map_err(scylla_err(context()))?;
+        let mut page = Vec::with_capacity(rows.rows_num());
+        for row in rows.rows::<OrderCols>().map_err(scylla_err(context()))? {
+            page.push(order_from_cql(row.map_err(scylla_err(context()))?)?);
+        }
+        run_concurrently(
+            page.iter().map(|o| upsert_order(session, st, o)).collect(),
+            MAX_IN_FLIGHT,
+        )
+        .await?;
+        moved += page.len() as u64;
+        match paging.into_paging_control_flow() {
+            ControlFlow::Break(()) => break,
+            ControlFlow::Continue(next) => paging_state = next,
+        }
+    }
+    session
+        .query_unpaged(format!("DROP TABLE IF EXISTS {LEGACY_ORDERS}"), ())
+        .await
+        .map_err(scylla_err(context()))?;
+    tracing::info!(
+        keyspace,
+        rows = moved,
+        "moved the order states of the old `orders` table (keyed by order id alone) to \
+         orders_by_symbol and dropped it"
+    );
+    Ok(moved)
+}
+
 /// Every statement, prepared once per session (and again after [`Store::migrate`]).
 struct Statements {
     insert_trade_by_symbol: PreparedStatement,
@@ -692,9 +792,11 @@ impl Statements {
             .await?,
             upsert_order: prepare(
                 session,
-                "INSERT INTO orders (order_id, account, symbol, side, status, price, qty, \
-                 filled_qty, avg_price, notional, updated_ts_ms, source_partition, seq) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                concat!(
+                    "INSERT INTO orders_by_symbol (",
+                    order_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
             )
             .await?,
             upsert_candle: prepare(
@@ -771,9 +873,11 @@ impl Statements {
             .await?,
             select_order: prepare(
                 session,
-                "SELECT order_id, account, symbol, side, status, price, qty, filled_qty, \
-                 avg_price, notional, updated_ts_ms, source_partition, seq FROM orders \
-                 WHERE order_id = ?",
+                concat!(
+                    "SELECT ",
+                    order_columns!(),
+                    " FROM orders_by_symbol WHERE symbol = ? AND order_id = ?"
+                ),
             )
             .await?,
             select_candle: prepare(
@@ -1119,7 +1223,7 @@ type OrderCols = (
 );
 
 fn order_from_cql(r: OrderCols) -> Result<OrderStateRow> {
-    const T: &str = "orders";
+    const T: &str = "orders_by_symbol";
     let (order_id, account, symbol, side, status, price, qty, filled, avg, notional, ts, sp, seq) =
         r;
     Ok(OrderStateRow {
@@ -1338,7 +1442,6 @@ mod tests {
                 "trades_by_symbol",
                 "trade_days",
                 "trades_by_account",
-                "orders",
                 "candles",
                 "open_candles",
                 "top_of_book",

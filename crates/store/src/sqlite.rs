@@ -1,7 +1,9 @@
 //! The embedded SQLite backend.
 //!
 //! - Schema: `schemas/cql/sqlite.sql`, the mirror of the CQL tables, applied on every open
-//!   (`CREATE TABLE IF NOT EXISTS`).
+//!   (`CREATE TABLE IF NOT EXISTS`). In the same transaction, a database created before order
+//!   state was keyed by (symbol, order id) has the rows of its old `orders` table (keyed by order
+//!   id alone) moved into `orders_by_symbol`, and `orders` dropped ([`MOVE_LEGACY_ORDERS`]).
 //! - Durability: WAL journal, `synchronous=NORMAL` (a commit survives a process crash; a power
 //!   loss may drop the last commits, which the consumer then re-reads from Kafka, because the
 //!   offsets roll back with the rows).
@@ -31,6 +33,28 @@ use crate::{
 
 /// The DDL: one source of truth for the SQLite tables.
 pub const SCHEMA: &str = include_str!("../../../schemas/cql/sqlite.sql");
+
+/// Whether the database still has the order table from before `orders_by_symbol`.
+const HAS_LEGACY_ORDERS: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'orders')";
+
+/// Moves the rows of the old `orders` table (keyed by order id alone) into `orders_by_symbol`,
+/// keeping the newer state where both hold one (as every order write does), and drops it. Run
+/// by [`Store::migrate`] in the schema's transaction, only when `orders` exists (see
+/// `schemas/cql/002_orders_by_symbol.cql`).
+pub const MOVE_LEGACY_ORDERS: &str = "\
+    INSERT INTO orders_by_symbol (symbol, order_id, account, side, status, price, qty, \
+        filled_qty, avg_price, notional, updated_ts_ms, source_partition, seq) \
+    SELECT symbol, order_id, account, side, status, price, qty, filled_qty, avg_price, \
+        notional, updated_ts_ms, source_partition, seq \
+    FROM orders WHERE true \
+    ON CONFLICT (symbol, order_id) DO UPDATE SET \
+        account = excluded.account, side = excluded.side, status = excluded.status, \
+        price = excluded.price, qty = excluded.qty, filled_qty = excluded.filled_qty, \
+        avg_price = excluded.avg_price, notional = excluded.notional, \
+        updated_ts_ms = excluded.updated_ts_ms, source_partition = excluded.source_partition, \
+        seq = excluded.seq \
+    WHERE excluded.seq >= orders_by_symbol.seq";
 
 /// How long a writer waits for another connection's write lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,11 +138,28 @@ impl Store for SqliteStore {
         // One IMMEDIATE transaction: it waits for the write lock up front (busy timeout) instead
         // of failing when two connections both read the schema and then upgrade to write.
         let conn = &mut self.conn;
-        retry_busy(|| {
+        let moved = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
-            tx.commit()
+            let legacy: bool = tx.query_row(HAS_LEGACY_ORDERS, [], |r| r.get(0))?;
+            let moved = if legacy {
+                let moved = tx.execute(MOVE_LEGACY_ORDERS, [])?;
+                tx.execute("DROP TABLE orders", [])?;
+                Some(moved)
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok(moved)
         })?;
+        if let Some(rows) = moved {
+            tracing::info!(
+                path = %self.path.display(),
+                rows,
+                "moved the order states of the old `orders` table (keyed by order id alone) to \
+                 orders_by_symbol and dropped it"
+            );
+        }
         Ok(())
     }
 
@@ -170,8 +211,8 @@ impl Store for SqliteStore {
         )
     }
 
-    fn order(&mut self, order_id: &str) -> Result<Option<OrderStateRow>> {
-        self.query_one(SELECT_ORDER, params![order_id], order_from_row)
+    fn order(&mut self, symbol: &str, order_id: &str) -> Result<Option<OrderStateRow>> {
+        self.query_one(SELECT_ORDER, params![symbol, order_id], order_from_row)
     }
 
     fn candle(
@@ -266,16 +307,16 @@ const INSERT_TRADE_BY_ACCOUNT: &str = "\
     ON CONFLICT DO NOTHING";
 
 const UPSERT_ORDER: &str = "\
-    INSERT INTO orders (order_id, account, symbol, side, status, price, qty, filled_qty, \
-        avg_price, notional, updated_ts_ms, source_partition, seq) \
+    INSERT INTO orders_by_symbol (order_id, account, symbol, side, status, price, qty, \
+        filled_qty, avg_price, notional, updated_ts_ms, source_partition, seq) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-    ON CONFLICT (order_id) DO UPDATE SET \
-        account = excluded.account, symbol = excluded.symbol, side = excluded.side, \
+    ON CONFLICT (symbol, order_id) DO UPDATE SET \
+        account = excluded.account, side = excluded.side, \
         status = excluded.status, price = excluded.price, qty = excluded.qty, \
         filled_qty = excluded.filled_qty, avg_price = excluded.avg_price, \
         notional = excluded.notional, updated_ts_ms = excluded.updated_ts_ms, source_partition = excluded.source_partition, \
         seq = excluded.seq \
-    WHERE excluded.seq >= orders.seq";
+    WHERE excluded.seq >= orders_by_symbol.seq";
 
 // At an equal seq a closed candle beats an open one: the closing write carries the seq of the
 // bucket's last trade. Scylla gets the same result from its tie-break on equal timestamps
@@ -541,7 +582,7 @@ const SELECT_TRADES_BY_ACCOUNT: &str = concat!(
 const SELECT_ORDER: &str = "\
     SELECT order_id, account, symbol, side, status, price, qty, filled_qty, avg_price, \
         notional, updated_ts_ms, source_partition, seq \
-    FROM orders WHERE order_id = ?1";
+    FROM orders_by_symbol WHERE symbol = ?1 AND order_id = ?2";
 
 /// Column order read by [`candle_from_row`].
 macro_rules! candle_columns {
@@ -585,7 +626,7 @@ const SELECT_NOTIFICATIONS: &str = "\
     ORDER BY ts_ms DESC, source_partition ASC, seq DESC LIMIT ?2";
 
 const SELECT_COUNTS: &str = "\
-    SELECT (SELECT COUNT(*) FROM trades_by_symbol), (SELECT COUNT(*) FROM orders), \
+    SELECT (SELECT COUNT(*) FROM trades_by_symbol), (SELECT COUNT(*) FROM orders_by_symbol), \
         (SELECT COUNT(*) FROM candles), (SELECT COUNT(*) FROM top_of_book), \
         (SELECT COUNT(*) FROM notifications_by_account)";
 
@@ -642,7 +683,7 @@ fn trade_from_row(row: &Row<'_>, table: &'static str) -> Result<TradeRow> {
 }
 
 fn order_from_row(row: &Row<'_>) -> Result<OrderStateRow> {
-    const T: &str = "orders";
+    const T: &str = "orders_by_symbol";
     let status = text_at(row, 4, T)?;
     Ok(OrderStateRow {
         order_id: row.get(0)?,

@@ -41,6 +41,7 @@ macro_rules! store_suite {
             open_candles_per_partition_in_key_order,
             closing_a_candle_removes_it_from_the_open_ones,
             notifications_newest_first,
+            order_ids_are_per_symbol,
         );
     };
     (@cases $with_store:path; $($case:ident),* $(,)?) => {
@@ -276,9 +277,12 @@ pub fn round_trip_every_row_type(store: &mut dyn Store) {
         "100.50 stays 100.50"
     );
     for o in &batch.orders {
-        assert_eq!(ok(store.order(&o.order_id), "order").as_ref(), Some(o));
+        assert_eq!(
+            ok(store.order(&o.symbol, &o.order_id), "order").as_ref(),
+            Some(o)
+        );
     }
-    assert_eq!(ok(store.order("o-missing"), "order"), None);
+    assert_eq!(ok(store.order("BTC-USD", "o-missing"), "order"), None);
     let c = &batch.candles[0];
     assert_eq!(
         ok(
@@ -444,7 +448,10 @@ pub fn rewriting_a_batch_is_idempotent(store: &mut dyn Store) {
         notifications
     );
     for o in &batch.orders {
-        assert_eq!(ok(store.order(&o.order_id), "order").as_ref(), Some(o));
+        assert_eq!(
+            ok(store.order(&o.symbol, &o.order_id), "order").as_ref(),
+            Some(o)
+        );
     }
     for o in &batch.offsets {
         assert_eq!(
@@ -474,7 +481,7 @@ pub fn newer_state_wins(store: &mut dyn Store) {
         },
     );
     assert_eq!(
-        ok(store.order("o-1"), "order"),
+        ok(store.order("BTC-USD", "o-1"), "order"),
         Some(filled.clone()),
         "older batch"
     );
@@ -489,7 +496,7 @@ pub fn newer_state_wins(store: &mut dyn Store) {
         },
     );
     assert_eq!(
-        ok(store.order("o-2"), "order"),
+        ok(store.order("BTC-USD", "o-2"), "order"),
         Some(cancelled),
         "same batch"
     );
@@ -506,7 +513,7 @@ pub fn newer_state_wins(store: &mut dyn Store) {
             ..Batch::default()
         },
     );
-    assert_eq!(ok(store.order("o-1"), "order"), Some(replaced));
+    assert_eq!(ok(store.order("BTC-USD", "o-1"), "order"), Some(replaced));
 
     let newer_top = top("BTC-USD", 30, Some(("100.00", "1")), None);
     let older_top = top("BTC-USD", 29, Some(("99.00", "5")), Some(("101.00", "5")));
@@ -932,4 +939,50 @@ pub fn notifications_newest_first(store: &mut dyn Store) {
     );
     assert!(ok(store.notifications("carol", 10), "notifications").is_empty());
     assert_eq!(ok(store.counts(), "counts").notifications, 4);
+}
+
+/// Order ids are unique per book only: the same id on two symbols is two orders, each read back
+/// by its symbol.
+pub fn order_ids_are_per_symbol(store: &mut dyn Store) {
+    let btc = order("o-1", 7, OrderStatus::PartiallyFilled, "0.250");
+    let eth = OrderStateRow {
+        symbol: "ETH-USD".to_owned(),
+        account: "acct-2".to_owned(),
+        side: Side::Sell,
+        ..order("o-1", 8, OrderStatus::New, "0")
+    };
+    write(
+        store,
+        &Batch {
+            orders: vec![btc.clone(), eth.clone()],
+            ..Batch::default()
+        },
+    );
+    assert_eq!(ok(store.counts(), "counts").orders, 2, "two orders");
+    assert_eq!(
+        ok(store.order("BTC-USD", "o-1"), "order"),
+        Some(btc.clone())
+    );
+    assert_eq!(
+        ok(store.order("ETH-USD", "o-1"), "order"),
+        Some(eth.clone())
+    );
+    assert_eq!(ok(store.order("SOL-USD", "o-1"), "order"), None);
+    // Each keeps its own version: a newer state of one leaves the other as it was, and an
+    // older state of one (a higher seq on the other does not count) changes nothing.
+    let filled = order("o-1", 9, OrderStatus::Filled, "1.250");
+    let stale_eth = OrderStateRow {
+        status: OrderStatus::Cancelled,
+        seq: 5,
+        ..eth.clone()
+    };
+    write(
+        store,
+        &Batch {
+            orders: vec![filled.clone(), stale_eth],
+            ..Batch::default()
+        },
+    );
+    assert_eq!(ok(store.order("BTC-USD", "o-1"), "order"), Some(filled));
+    assert_eq!(ok(store.order("ETH-USD", "o-1"), "order"), Some(eth));
 }

@@ -72,7 +72,7 @@ fn a_failed_batch_leaves_neither_rows_nor_offsets() {
     assert_eq!(store.counts().unwrap(), StoreCounts::default());
     assert_eq!(store.offset("recorder", "trades", 0).unwrap(), None);
     assert!(store.trades_by_symbol("BTC-USD", 10).unwrap().is_empty());
-    assert_eq!(store.order("o-1").unwrap(), None);
+    assert_eq!(store.order("BTC-USD", "o-1").unwrap(), None);
 
     // The store is still usable, and the fixed batch lands whole.
     batch.candles[0].seq = 2;
@@ -119,7 +119,10 @@ fn reopening_keeps_the_data() {
     newest_first.reverse();
     assert_eq!(store.trades_by_symbol("BTC-USD", 10).unwrap(), newest_first);
     assert_eq!(store.trades_by_account("bob", 10).unwrap(), newest_first);
-    assert_eq!(store.order("o-1").unwrap(), Some(batch.orders[0].clone()));
+    assert_eq!(
+        store.order("BTC-USD", "o-1").unwrap(),
+        Some(batch.orders[0].clone())
+    );
     assert_eq!(
         store.offset("recorder", "trades", 0).unwrap(),
         Some(batch.offsets[0].clone())
@@ -147,15 +150,15 @@ fn a_corrupt_value_is_reported_not_panicked_on() {
     store.write(&sample_batch()).unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute(
-        "UPDATE orders SET price = '12,5' WHERE order_id = 'o-1'",
+        "UPDATE orders_by_symbol SET price = '12,5' WHERE order_id = 'o-1'",
         [],
     )
     .unwrap();
     raw.execute("UPDATE trades_by_symbol SET qty = '' WHERE seq = 2", [])
         .unwrap();
-    match store.order("o-1") {
+    match store.order("BTC-USD", "o-1") {
         Err(StoreError::Corrupt {
-            table: "orders",
+            table: "orders_by_symbol",
             detail,
         }) => {
             assert!(detail.contains("12,5"), "{detail}")
@@ -216,4 +219,81 @@ fn workers_opening_one_new_store_at_once_all_succeed_and_write() {
             assert_eq!(at, 3, "round {round}, worker {i}");
         }
     }
+}
+
+/// The order table as it was before order state was keyed by (symbol, order id).
+const LEGACY_ORDERS_DDL: &str = "\
+    CREATE TABLE orders (
+        order_id TEXT NOT NULL PRIMARY KEY, account TEXT NOT NULL, symbol TEXT NOT NULL,
+        side TEXT NOT NULL, status TEXT NOT NULL, price TEXT, qty TEXT NOT NULL,
+        filled_qty TEXT NOT NULL, avg_price TEXT, notional TEXT NOT NULL,
+        updated_ts_ms INTEGER NOT NULL, source_partition INTEGER NOT NULL, seq INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID";
+
+#[test]
+fn opening_a_store_with_the_old_order_table_moves_its_rows_and_drops_it() {
+    let dir = TempDir::new("legacy-orders");
+    let path = dir.path().join("store.db");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(LEGACY_ORDERS_DDL).unwrap();
+        raw.execute_batch(
+            "INSERT INTO orders VALUES ('o-1', 'acct-1', 'BTC-USD', 'buy', 'partially_filled', \
+                 '60000.50', '1.250', '0.250', '60000.2500', '15000.06250', 5, 3, 9); \
+             INSERT INTO orders VALUES ('o-2', 'acct-2', 'ETH-USD', 'sell', 'new', NULL, \
+                 '2', '0', NULL, '0', 6, 3, 10);",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    let o1 = store.order("BTC-USD", "o-1").unwrap().expect("o-1 moved");
+    assert_eq!(
+        (o1.status, o1.filled_qty, o1.notional, o1.seq),
+        (
+            OrderStatus::PartiallyFilled,
+            suite::d("0.250"),
+            suite::d("15000.06250"),
+            9
+        )
+    );
+    let o2 = store.order("ETH-USD", "o-2").unwrap().expect("o-2 moved");
+    assert_eq!((o2.price, o2.account.as_str()), (None, "acct-2"));
+    assert_eq!(store.order("BTC-USD", "o-2").unwrap(), None);
+    assert_eq!(store.counts().unwrap().orders, 2);
+    // The old table is gone: nothing can keep reading or writing the old key.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let left: i64 = raw
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'orders'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    // Migrating again is harmless. Should the old table reappear (an old worker still running
+    // recreates it), its rows move too, each only where it is newer than the stored state.
+    store.migrate().unwrap();
+    store
+        .write(&Batch {
+            orders: vec![order("o-1", 12, OrderStatus::Filled, "1.250")],
+            ..Batch::default()
+        })
+        .unwrap();
+    raw.execute_batch(LEGACY_ORDERS_DDL).unwrap();
+    raw.execute_batch(
+        "INSERT INTO orders VALUES ('o-1', 'acct-1', 'BTC-USD', 'buy', 'new', '60000.50', \
+             '1.250', '0', NULL, '0', 4, 3, 4); \
+         INSERT INTO orders VALUES ('o-2', 'acct-2', 'ETH-USD', 'sell', 'cancelled', NULL, \
+             '2', '0', NULL, '0', 11, 3, 11);",
+    )
+    .unwrap();
+    store.migrate().unwrap();
+    assert_eq!(
+        store.order("BTC-USD", "o-1").unwrap().map(|o| o.status),
+        Some(OrderStatus::Filled)
+    );
+    assert_eq!(
+        store.order("ETH-USD", "o-2").unwrap().map(|o| o.status),
+        Some(OrderStatus::Cancelled)
+    );
 }

@@ -16,19 +16,21 @@
 //! - `cancelled`, `expired`, `replaced` → one notification each to the order's account.
 //! - `rejected` → one `rejected` notification to the event's `account`, with the reason, the
 //!   detail of a malformed command, and the refused request unless it was a new order (see
-//!   [`rejection`]). The engine decides the account: a new order's own (also for a duplicate
-//!   order id: the sender, not the owner of the live order), the owner of the live order a
-//!   refused cancel or replace named, or the account a malformed command carried. The
-//!   notifier never looks an order id up itself, which could tell the wrong account.
-//! - `rejected` with an empty `account` → **nothing**: nobody can be told (an unknown symbol or
-//!   order, a malformed command without a readable account, or a record written before
-//!   rejections carried an account). [`Notifier`] counts these as unaddressed for the worker's
+//!   [`rejection`]). The engine decides the account: always the sender of the refused command
+//!   (a new order's own, also for a duplicate order id; the account a cancel or replace
+//!   carried, also when it is refused `not_owner` — the owner of the order is not told; the
+//!   account a malformed command carried). The notifier never looks an order id up itself,
+//!   which could tell the wrong account.
+//! - `rejected` with an empty `account` → **nothing**: nobody can be told (a malformed command
+//!   without a readable account, or a record written before the engine named the sender of
+//!   every refused command). [`Notifier`] counts these as unaddressed for the worker's
 //!   metrics.
 //! - `book_delta` and `top_of_book` never appear on `executions`: nothing.
 //!
 //! Every row carries the execution's `source_partition`, `seq` (the `executions` topic's) and
-//! event time, so `(account, source_partition, seq)` identifies it and a replay rewrites the
-//! same rows.
+//! event time, so `(account, source_partition, seq)` identifies it
+//! ([`NotificationRow::idempotency_key`]) and a replay rewrites the same rows. Never
+//! `(source_partition, seq)` alone: the maker's and the taker's fills share the trade's seq.
 
 use tradestream_codec::avro::{DecodedEvent, DecodedKind};
 use tradestream_engine::{Decimal, OrderType, Request, Side};

@@ -170,7 +170,8 @@ fn a_self_match_is_one_combined_notification() {
 
 #[test]
 fn row_keys_are_unique_per_execution() {
-    // The store's key: (account, ts_ms, source_partition, seq).
+    // The store's key, (account, ts_ms, source_partition, seq), and the topic readers'
+    // idempotency key, (account, source_partition, seq).
     for (maker, taker) in [("a", "b"), ("a", "a")] {
         let rows = notifications(&ev(trade(("m", maker, "0"), ("t", taker, "0"), Side::Buy)));
         let keys: BTreeSet<_> = rows
@@ -178,7 +179,15 @@ fn row_keys_are_unique_per_execution() {
             .map(|r| (r.account.clone(), r.ts_ms, r.source_partition, r.seq))
             .collect();
         assert_eq!(keys.len(), rows.len(), "{maker} {taker}");
+        let keys: BTreeSet<_> = rows.iter().map(NotificationRow::idempotency_key).collect();
+        assert_eq!(keys.len(), rows.len(), "{maker} {taker}");
     }
+    // Without the account, the two sides of a trade between two accounts are one key.
+    let rows = notifications(&ev(trade(("m", "a", "0"), ("t", "b", "0"), Side::Buy)));
+    assert_eq!(
+        (rows[0].source_partition, rows[0].seq),
+        (rows[1].source_partition, rows[1].seq)
+    );
 }
 
 #[test]
@@ -305,9 +314,26 @@ fn rejections_tell_the_account_the_engine_names() {
         notifications(&replace),
         [rejection(&replace, "carol").unwrap()]
     );
+    // Another account's cancel: the engine names the sender, who alone is told.
+    let not_owner = ev(rejected(
+        "o4",
+        "mallory",
+        Request::Cancel,
+        "not_owner",
+        None,
+    ));
+    assert_eq!(
+        summary(&notifications(&not_owner)),
+        [(
+            "mallory",
+            "rejected",
+            "o4",
+            "rejected: not_owner (cancel request)"
+        )]
+    );
     // None of them is unaddressed.
     let mut n = Notifier::new();
-    for e in [&off_tick, &malformed, &replace] {
+    for e in [&off_tick, &malformed, &replace, &not_owner] {
         assert_eq!(n.notify(e).len(), 1);
     }
     assert_eq!(n.unaddressed(), 0);
@@ -315,7 +341,8 @@ fn rejections_tell_the_account_the_engine_names() {
 
 #[test]
 fn rejections_without_an_account_are_unaddressed() {
-    // An unknown order, or a malformed command whose account could not be read.
+    // A malformed command whose account could not be read, or a record written before the
+    // engine named the sender of every refused cancel (an unknown order then had nobody).
     let unknown = ev(rejected("o9", "", Request::Cancel, "unknown_order", None));
     let unreadable = ev(rejected(
         "",

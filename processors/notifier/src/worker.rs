@@ -5,8 +5,16 @@
 //! written with its input offsets in one [`Store::write`], after the batch's records are
 //! acknowledged by the broker; on assignment the worker resumes from the store's offsets.
 //! So the table is exactly-once, and the topic at-least-once: a crash between the broker's
-//! acknowledgement and the store write sends that batch's notifications again, with the same
-//! `(source_partition, seq)`, which readers use as the idempotency key.
+//! acknowledgement and the store write sends that batch's notifications again, unchanged.
+//!
+//! Where duplicates are dropped: the worker itself skips nothing on a replay (it resumes from the
+//! store's offsets, so it re-sends only what was not stored). The table drops them by its key,
+//! `((account), ts_ms, source_partition, seq)` (SQLite: `ON CONFLICT DO NOTHING`; Scylla: the
+//! same row again). Topic readers drop them by `(account, source_partition, seq)`
+//! ([`Dedup`](crate::record::Dedup)): the record's key is the account, its value and its
+//! `source-partition` and `seq` headers give the rest. The account is part of the key because
+//! `seq` is the execution's: a trade between two accounts is two notifications with one seq,
+//! one per account (and a self-match one combined notification).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

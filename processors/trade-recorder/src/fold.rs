@@ -4,6 +4,10 @@
 //! synchronous: the worker hands it decoded events in topic order and a lookup into the store for
 //! orders it does not hold, and writes the rows it returns.
 //!
+//! An order is known by its symbol and id: order ids are unique per book only, and one source
+//! partition carries several books, so two symbols may each have an order `o-1`. The cache, the
+//! store lookup and the store's key (`orders_by_symbol`) all use the pair.
+//!
 //! ## Rules
 //! - `accepted` starts an order: [`OrderStatus::New`], its side, account, limit price and
 //!   quantity, nothing filled (`filled_qty` 0 at the quantity's scale, `notional` 0, no
@@ -67,10 +71,11 @@
 //! notional that lost digits would make the next average differ from an uninterrupted run's.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry as Slot;
 
 use tradestream_codec::avro::{DecodedEvent, DecodedKind};
 use tradestream_engine::decimal::exact::{Wide, vwap_scale};
-use tradestream_engine::{Decimal, Request, Side};
+use tradestream_engine::{Decimal, OrderId, Request, Side, Symbol};
 use tradestream_store::model::{OrderStateRow, OrderStatus, TradeRow};
 
 /// Why an execution could not be folded. The event is poison: the fold is unchanged.
@@ -99,17 +104,21 @@ pub struct FoldStats {
     pub rejections_ignored: u64,
 }
 
-/// One order's state: its row and nothing more, so that a row loaded from the store is the same
-/// state as the cached one it was written from.
+/// What identifies an order: its book and its id within it.
+type OrderKey = (Symbol, OrderId);
+
+/// One order's state: its row and nothing more (and the key the row's symbol and id spell), so
+/// that a row loaded from the store is the same state as the cached one it was written from.
 #[derive(Debug, Clone)]
 struct Entry {
+    key: OrderKey,
     row: OrderStateRow,
 }
 
 impl Entry {
-    /// The state in `row` (new, or loaded from the store).
-    fn from_row(row: OrderStateRow) -> Entry {
-        Entry { row }
+    /// The state in `row` (new, or loaded from the store) of the order `key`.
+    fn from_row(key: OrderKey, row: OrderStateRow) -> Entry {
+        Entry { key, row }
     }
 
     /// True when `ev` is already folded into this state.
@@ -190,7 +199,7 @@ fn is_terminal(status: OrderStatus) -> bool {
 /// documentation for the rules.
 #[derive(Debug, Default)]
 pub struct OrderFold {
-    orders: BTreeMap<String, Entry>,
+    orders: BTreeMap<OrderKey, Entry>,
     stats: FoldStats,
 }
 
@@ -201,12 +210,14 @@ impl OrderFold {
     }
 
     /// Folds one execution; returns the order states it changed, in order (maker before taker
-    /// for a trade). `lookup` fetches an order's stored state when the fold does not hold it.
+    /// for a trade). `lookup(symbol, order_id)` fetches an order's stored state when the fold
+    /// does not hold it.
     pub fn apply(
         &mut self,
         ev: &DecodedEvent,
-        mut lookup: impl FnMut(&str) -> Option<OrderStateRow>,
+        mut lookup: impl FnMut(&str, &str) -> Option<OrderStateRow>,
     ) -> Result<Vec<OrderStateRow>, FoldError> {
+        let sym = ev.symbol;
         let changed = match &ev.kind {
             DecodedKind::Accepted {
                 order_id,
@@ -218,7 +229,7 @@ impl OrderFold {
             } => {
                 if self
                     .orders
-                    .get(order_id.as_str())
+                    .get(&(sym, *order_id))
                     .is_some_and(|e| e.has_seen(ev))
                 {
                     self.stats.duplicates += 1;
@@ -239,7 +250,7 @@ impl OrderFold {
                     source_partition: ev.source_partition,
                     seq: seq_of(ev),
                 };
-                vec![Entry::from_row(row)]
+                vec![Entry::from_row((sym, *order_id), row)]
             }
             DecodedKind::Rejected {
                 order_id,
@@ -251,7 +262,7 @@ impl OrderFold {
                     self.stats.rejections_ignored += 1;
                     return Ok(Vec::new());
                 }
-                match self.load(order_id.as_str(), &mut lookup) {
+                match self.load((sym, *order_id), &mut lookup) {
                     Some(e) if e.has_seen(ev) => {
                         self.stats.duplicates += 1;
                         return Ok(Vec::new());
@@ -279,7 +290,7 @@ impl OrderFold {
                     source_partition: ev.source_partition,
                     seq: seq_of(ev),
                 };
-                vec![Entry::from_row(row)]
+                vec![Entry::from_row((sym, *order_id), row)]
             }
             DecodedKind::Trade {
                 price,
@@ -297,9 +308,9 @@ impl OrderFold {
                 ] {
                     // The same order on both sides cannot happen (the engine never matches an
                     // order with itself); should it, the second fill builds on the first.
-                    let known = match changed.iter().position(|e| e.row.order_id == id.as_str()) {
+                    let known = match changed.iter().position(|e| e.key == (sym, *id)) {
                         Some(i) => Some(changed.remove(i)),
-                        None => self.updatable(id.as_str(), ev, &mut lookup),
+                        None => self.updatable((sym, *id), ev, &mut lookup),
                     };
                     let Some(mut e) = known else { continue };
                     e.fill(*price, *qty, *leaves)?;
@@ -309,7 +320,7 @@ impl OrderFold {
                 changed
             }
             DecodedKind::Cancelled { order_id, .. } => self
-                .updatable(order_id.as_str(), ev, &mut lookup)
+                .updatable((sym, *order_id), ev, &mut lookup)
                 .map(|mut e| {
                     e.row.status = OrderStatus::Cancelled;
                     e.stamp(ev);
@@ -318,7 +329,7 @@ impl OrderFold {
                 .into_iter()
                 .collect(),
             DecodedKind::Expired { order_id, .. } => self
-                .updatable(order_id.as_str(), ev, &mut lookup)
+                .updatable((sym, *order_id), ev, &mut lookup)
                 .map(|mut e| {
                     e.row.status = OrderStatus::Expired;
                     e.stamp(ev);
@@ -331,7 +342,7 @@ impl OrderFold {
                 price,
                 qty,
                 ..
-            } => match self.updatable(order_id.as_str(), ev, &mut lookup) {
+            } => match self.updatable((sym, *order_id), ev, &mut lookup) {
                 None => Vec::new(),
                 Some(mut e) => {
                     let ordered = Wide::of(e.row.filled_qty)
@@ -357,7 +368,7 @@ impl OrderFold {
         // Everything computed: commit.
         let rows = changed.iter().map(|e| e.row.clone()).collect();
         for e in changed {
-            self.orders.insert(e.row.order_id.clone(), e);
+            self.orders.insert(e.key, e);
         }
         Ok(rows)
     }
@@ -365,26 +376,27 @@ impl OrderFold {
     /// The order's state, from the cache or else the store (then cached).
     fn load(
         &mut self,
-        order_id: &str,
-        lookup: &mut impl FnMut(&str) -> Option<OrderStateRow>,
+        key: OrderKey,
+        lookup: &mut impl FnMut(&str, &str) -> Option<OrderStateRow>,
     ) -> Option<&Entry> {
-        if !self.orders.contains_key(order_id) {
-            let row = lookup(order_id)?;
-            self.orders
-                .insert(order_id.to_owned(), Entry::from_row(row));
+        match self.orders.entry(key) {
+            Slot::Occupied(cached) => Some(cached.into_mut()),
+            Slot::Vacant(slot) => {
+                let row = lookup(key.0.as_str(), key.1.as_str())?;
+                Some(slot.insert(Entry::from_row(key, row)))
+            }
         }
-        self.orders.get(order_id)
     }
 
     /// A copy of the order's state to update with `ev`, or `None` (counted) when the order is
     /// unknown or `ev` is already folded into it.
     fn updatable(
         &mut self,
-        order_id: &str,
+        key: OrderKey,
         ev: &DecodedEvent,
-        lookup: &mut impl FnMut(&str) -> Option<OrderStateRow>,
+        lookup: &mut impl FnMut(&str, &str) -> Option<OrderStateRow>,
     ) -> Option<Entry> {
-        match self.load(order_id, lookup) {
+        match self.load(key, lookup) {
             None => {
                 self.stats.orphans += 1;
                 None
@@ -405,9 +417,10 @@ impl OrderFold {
         before - self.orders.len()
     }
 
-    /// The cached state of an order.
-    pub fn get(&self, order_id: &str) -> Option<&OrderStateRow> {
-        self.orders.get(order_id).map(|e| &e.row)
+    /// The cached state of the order `order_id` of `symbol`.
+    pub fn get(&self, symbol: &str, order_id: &str) -> Option<&OrderStateRow> {
+        let key = (Symbol::new(symbol).ok()?, OrderId::new(order_id).ok()?);
+        self.orders.get(&key).map(|e| &e.row)
     }
 
     /// How many orders the cache holds.

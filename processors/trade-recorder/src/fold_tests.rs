@@ -103,7 +103,7 @@ fn rejected(id: &str, request: Request, reason: &str) -> DecodedKind {
     }
 }
 
-fn no_store(_: &str) -> Option<OrderStateRow> {
+fn no_store(_: &str, _: &str) -> Option<OrderStateRow> {
     None
 }
 
@@ -378,7 +378,7 @@ fn rejections_never_touch_a_known_order() {
     ] {
         assert!(apply(&mut fold, &ev(seq, kind)).is_empty(), "seq {seq}");
     }
-    assert_eq!(fold.get("o").unwrap().status, OrderStatus::New);
+    assert_eq!(fold.get(SYM, "o").unwrap().status, OrderStatus::New);
     assert_eq!(fold.stats().rejections_ignored, 4);
 
     // A rejected new order whose id names a finished order in the store: the finished order's
@@ -391,7 +391,7 @@ fn rejections_never_touch_a_known_order() {
     let rows = fold
         .apply(
             &ev(9, rejected("old", Request::New, "price_off_tick")),
-            |id| (id == "old").then(|| stored.clone()),
+            |_, id| (id == "old").then(|| stored.clone()),
         )
         .unwrap();
     assert!(rows.is_empty());
@@ -425,7 +425,7 @@ fn replayed_events_are_skipped() {
     assert_eq!(apply(&mut fold, &e2).len(), 1, "t is an orphan");
     assert!(apply(&mut fold, &e1).is_empty());
     assert!(apply(&mut fold, &e2).is_empty());
-    assert_eq!(fold.get("m").unwrap().filled_qty, d("0.5"));
+    assert_eq!(fold.get(SYM, "m").unwrap().filled_qty, d("0.5"));
     assert_eq!(
         fold.stats(),
         FoldStats {
@@ -438,9 +438,10 @@ fn replayed_events_are_skipped() {
     // The store got ahead of the offsets: its row already holds seq 8, so trade 6 is a replay.
     let mut fold = OrderFold::new();
     let rows = fold
-        .apply(&ev(6, trade("100.00", "1", ("s", "1"), ("t", "0"))), |id| {
-            (id == "s").then(|| fold_row("s", 8))
-        })
+        .apply(
+            &ev(6, trade("100.00", "1", ("s", "1"), ("t", "0"))),
+            |_, id| (id == "s").then(|| fold_row("s", 8)),
+        )
         .unwrap();
     assert!(rows.is_empty());
     assert_eq!(fold.stats().duplicates, 1);
@@ -453,12 +454,15 @@ fn orders_missing_from_the_cache_come_from_the_store() {
     let mut looked_up = Vec::new();
     // Stored: 1 filled at 100.00 of 3. Then 2 more at 101.00: (100 + 202) / 3 = 100.666667.
     let rows = fold
-        .apply(&ev(9, trade("101.00", "2", ("s", "0"), ("t", "0"))), |id| {
-            looked_up.push(id.to_owned());
-            (id == "s").then(|| fold_row("s", 8))
-        })
+        .apply(
+            &ev(9, trade("101.00", "2", ("s", "0"), ("t", "0"))),
+            |sym, id| {
+                looked_up.push(format!("{sym}/{id}"));
+                (id == "s").then(|| fold_row("s", 8))
+            },
+        )
         .unwrap();
-    assert_eq!(looked_up, ["s", "t"]);
+    assert_eq!(looked_up, ["BTC-USD/s", "BTC-USD/t"], "by symbol and id");
     assert_eq!(rows.len(), 1);
     let s = &rows[0];
     assert_eq!(s.status, OrderStatus::Filled);
@@ -468,8 +472,10 @@ fn orders_missing_from_the_cache_come_from_the_store() {
     assert_eq!(s.account, "mm", "the stored fields stay");
 
     // Now cached: no second lookup.
-    fold.apply(&ev(10, cancelled("s", "0")), |id| panic!("looked up {id}"))
-        .unwrap();
+    fold.apply(&ev(10, cancelled("s", "0")), |_, id| {
+        panic!("looked up {id}")
+    })
+    .unwrap();
 }
 
 #[test]
@@ -494,8 +500,11 @@ fn terminal_orders_are_evicted_on_request() {
     assert_eq!(fold.len(), 3);
     assert_eq!(fold.evict_terminal(), 2);
     assert_eq!(fold.len(), 1);
-    assert_eq!(fold.get("m").unwrap().status, OrderStatus::PartiallyFilled);
-    assert!(fold.get("t").is_none());
+    assert_eq!(
+        fold.get(SYM, "m").unwrap().status,
+        OrderStatus::PartiallyFilled
+    );
+    assert!(fold.get(SYM, "t").is_none());
     assert_eq!(fold.evict_terminal(), 0);
 }
 
@@ -525,7 +534,7 @@ fn market_data_events_change_nothing() {
         qty: d("1"),
     };
     assert!(
-        fold.apply(&ev(1, delta), |id| panic!("looked up {id}"))
+        fold.apply(&ev(1, delta), |_, id| panic!("looked up {id}"))
             .unwrap()
             .is_empty()
     );
@@ -587,23 +596,31 @@ fn commands(n: usize) -> Vec<Command> {
     let mut rng = Lcg(42);
     let sym = Symbol::new(SYM).unwrap();
     let mut out = Vec::with_capacity(n);
+    // The account of each command's order `o<i>` (new orders only); cancels and replaces are
+    // sent by the target's owner.
+    let mut owners: Vec<Account> = Vec::with_capacity(n);
+    let nobody = Account::new("acct0").unwrap();
     for i in 0..n {
         let ts = 10_000 + i as i64;
-        let target = OrderId::new(&format!("o{}", rng.next(i as u64 + 1))).unwrap();
+        let t = rng.next(i as u64 + 1) as usize;
+        let target = OrderId::new(&format!("o{t}")).unwrap();
+        let owner = owners.get(t).copied().unwrap_or(nobody);
         // One price in 40 is off the 0.01 tick: a rejected new order.
         let price = match rng.next(40) {
             0 => Decimal::new(99_905, 3),
             _ => Decimal::new(9_990 + rng.next(21) as i64, 2),
         };
         let qty = Decimal::new(1 + rng.next(3_000) as i64, 3);
-        out.push(match rng.next(10) {
+        let cmd = match rng.next(10) {
             0 => Command::Cancel(CancelOrder {
                 order_id: target,
+                account: owner,
                 symbol: sym,
                 ts,
             }),
             1 => Command::Replace(ReplaceOrder {
                 order_id: target,
+                account: owner,
                 symbol: sym,
                 price: (rng.next(2) == 0).then_some(price),
                 qty: Some(qty),
@@ -629,7 +646,12 @@ fn commands(n: usize) -> Vec<Command> {
                 post_only: false,
                 ts,
             }),
+        };
+        owners.push(match &cmd {
+            Command::New(c) => c.account,
+            _ => nobody,
         });
+        out.push(cmd);
     }
     out
 }
@@ -689,16 +711,19 @@ fn fills(events: &[DecodedEvent]) -> BTreeMap<String, (i128, i128)> {
     out
 }
 
+/// A store of order states, keyed as the real one: (symbol, order id).
+type OrderStore = BTreeMap<(String, String), OrderStateRow>;
+
 /// Folds `events` writing every row into `store` (latest per order wins).
-fn fold_into(
-    fold: &mut OrderFold,
-    events: &[DecodedEvent],
-    store: &mut BTreeMap<String, OrderStateRow>,
-) {
+fn fold_into(fold: &mut OrderFold, events: &[DecodedEvent], store: &mut OrderStore) {
     for e in events {
-        let rows = fold.apply(e, |id| store.get(id).cloned()).unwrap();
+        let rows = fold
+            .apply(e, |sym, id| {
+                store.get(&(sym.to_owned(), id.to_owned())).cloned()
+            })
+            .unwrap();
         for r in rows {
-            store.insert(r.order_id.clone(), r);
+            store.insert((r.symbol.clone(), r.order_id.clone()), r);
         }
         fold.evict_terminal();
     }
@@ -715,7 +740,7 @@ fn a_whole_engine_session_folds_to_the_engines_state() {
 
     let fills = fills(&events);
     let mut seen = [0usize; 6];
-    for (id, row) in &store {
+    for ((_, id), row) in &store {
         seen[OrderStatus::ALL
             .iter()
             .position(|s| *s == row.status)
@@ -842,18 +867,18 @@ fn a_restart_resumes_the_exact_notional_not_the_rounded_average() {
 
     // 100.01 + 200.0 + 299.9970 + 251.25 + 100.25 = 951.5070 at scale 3 + 1; over 9.5 filled,
     // 100.158631578… at the largest price scale (3) + 4.
-    let m = &full["m"];
+    let m = &full[&(SYM.to_owned(), "m".to_owned())];
     assert_eq!((m.status, m.qty), (OrderStatus::Filled, d("9.5")));
     assert_eq!(m.filled_qty, d("9.5"));
     assert_eq!(m.notional, d("951.5070"));
     assert_eq!(m.avg_price, Some(d("100.1586316")));
     // 100.1 + 200.10 + 200.250 = 500.450 over 5 = 100.09 at scale 3 + 4.
-    let b = &full["b"];
+    let b = &full[&(SYM.to_owned(), "b".to_owned())];
     assert_eq!((b.status, b.filled_qty), (OrderStatus::Expired, d("5")));
     assert_eq!(b.notional, d("500.450"));
     assert_eq!(b.avg_price, Some(d("100.0900000")));
     // 1e-15 + 4e-14 = 4.1e-14 over 3, at 18 digits (15 + 4 is capped).
-    let tiny = &full["tiny"];
+    let tiny = &full[&(SYM.to_owned(), "tiny".to_owned())];
     assert_eq!(tiny.notional, d("0.000000000000041"));
     assert_eq!(tiny.avg_price, Some(d("0.000000000000013667")));
 
@@ -882,9 +907,10 @@ fn a_stored_rounded_average_does_not_leak_into_the_next_one() {
     };
     let mut fold = OrderFold::new();
     let rows = fold
-        .apply(&ev(9, trade("99.999", "3", ("s", "0"), ("t", "0"))), |id| {
-            (id == "s").then(|| stored.clone())
-        })
+        .apply(
+            &ev(9, trade("99.999", "3", ("s", "0"), ("t", "0"))),
+            |_, id| (id == "s").then(|| stored.clone()),
+        )
         .unwrap();
     // (300.01 + 299.997) / 6 = 100.0011666…: 100.0011667 (from 300.009999: …665).
     assert_eq!(rows[0].notional, d("600.007"));
@@ -901,7 +927,7 @@ fn a_notional_that_does_not_fit_exactly_is_poison() {
         &mut fold,
         &ev(1, accepted("t", "tk", Side::Buy, None, "2.0000000")),
     );
-    let before = fold.get("t").cloned();
+    let before = fold.get(SYM, "t").cloned();
     let err = fold
         .apply(
             &ev(
@@ -923,7 +949,7 @@ fn a_notional_that_does_not_fit_exactly_is_poison() {
             what: "notional"
         }
     );
-    assert_eq!(fold.get("t").cloned(), before, "the fold is unchanged");
+    assert_eq!(fold.get(SYM, "t").cloned(), before, "the fold is unchanged");
 
     // 9e9 × 9e9 = 8.1e19 is beyond 64 bits even at scale 0 (its average, 9e9, would fit).
     apply(
@@ -943,5 +969,135 @@ fn a_notional_that_does_not_fit_exactly_is_poison() {
             what: "notional"
         }
     );
-    assert_eq!(fold.get("u").unwrap().filled_qty, d("0"));
+    assert_eq!(fold.get(SYM, "u").unwrap().filled_qty, d("0"));
+}
+
+/// `ev` on another symbol of the same source partition.
+fn ev_on(symbol: &str, seq: u64, kind: DecodedKind) -> DecodedEvent {
+    DecodedEvent {
+        symbol: Symbol::new(symbol).unwrap(),
+        ..ev(seq, kind)
+    }
+}
+
+#[test]
+fn the_same_order_id_on_two_symbols_is_two_orders() {
+    // Order ids are unique per book only: two symbols of one partition may both have an `o-1`.
+    let mut fold = OrderFold::new();
+    apply(
+        &mut fold,
+        &ev_on(
+            SYM,
+            1,
+            accepted("o-1", "mm", Side::Sell, Some("100.00"), "2"),
+        ),
+    );
+    apply(
+        &mut fold,
+        &ev_on(
+            "ETH-USD",
+            2,
+            accepted("o-1", "other", Side::Buy, Some("5.00"), "3"),
+        ),
+    );
+    let btc = apply(
+        &mut fold,
+        &ev_on(SYM, 3, trade("100.00", "1", ("o-1", "1"), ("t", "0"))),
+    );
+    let eth = apply(&mut fold, &ev_on("ETH-USD", 4, cancelled("o-1", "3")));
+    let summary = |rows: &[OrderStateRow]| -> Vec<(String, String, OrderStatus, Decimal, Decimal)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.symbol.clone(),
+                    r.account.clone(),
+                    r.status,
+                    r.qty,
+                    r.filled_qty,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        summary(&btc),
+        [(
+            SYM.to_owned(),
+            "mm".to_owned(),
+            OrderStatus::PartiallyFilled,
+            d("2"),
+            d("1")
+        )],
+        "the fill lands on the BTC-USD order"
+    );
+    assert_eq!(
+        summary(&eth),
+        [(
+            "ETH-USD".to_owned(),
+            "other".to_owned(),
+            OrderStatus::Cancelled,
+            d("3"),
+            d("0")
+        )],
+        "the cancel lands on the ETH-USD order, unfilled"
+    );
+}
+
+#[test]
+fn two_symbols_with_one_order_id_through_the_fold_and_the_store() {
+    use tradestream_store::sqlite::SqliteStore;
+    use tradestream_store::{Batch, Store};
+
+    let dir = std::env::temp_dir().join(format!(
+        "tradestream-fold-two-symbols-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut store = SqliteStore::open(dir.join("store.db")).unwrap();
+    let events = [
+        ev_on(
+            SYM,
+            1,
+            accepted("o-1", "mm", Side::Sell, Some("100.00"), "2"),
+        ),
+        ev_on(
+            "ETH-USD",
+            2,
+            accepted("o-1", "other", Side::Buy, Some("5.00"), "3"),
+        ),
+        ev_on(SYM, 3, trade("100.00", "1", ("o-1", "1"), ("t", "0"))),
+        ev_on("ETH-USD", 4, cancelled("o-1", "3")),
+        ev_on(SYM, 5, trade("100.00", "1", ("o-1", "0"), ("t", "0"))),
+    ];
+    let mut fold = OrderFold::new();
+    for (i, e) in events.iter().enumerate() {
+        // A restart after each event: every order comes back from the store, by symbol and id.
+        if i > 0 {
+            fold = OrderFold::new();
+        }
+        let rows = fold
+            .apply(e, |symbol, id| store.order(symbol, id).unwrap())
+            .unwrap();
+        store
+            .write(&Batch {
+                orders: rows,
+                ..Batch::default()
+            })
+            .unwrap();
+    }
+    let btc = store.order(SYM, "o-1").unwrap().unwrap();
+    let eth = store.order("ETH-USD", "o-1").unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (btc.account.as_str(), btc.status, btc.qty, btc.filled_qty),
+        ("mm", OrderStatus::Filled, d("2"), d("2"))
+    );
+    assert_eq!(
+        (eth.account.as_str(), eth.status, eth.qty, eth.filled_qty),
+        ("other", OrderStatus::Cancelled, d("3"), d("0"))
+    );
+    assert_eq!(
+        fold.stats().orphans,
+        1,
+        "only the taker `t`, never accepted here"
+    );
 }

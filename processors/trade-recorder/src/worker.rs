@@ -88,8 +88,8 @@ impl TradeRecorder {
         let mut failed: Option<StoreError> = None;
         // The fold holds every order of the batch in flight (terminal ones are evicted only once
         // written), so what it does not hold is in the store or nowhere.
-        let folded = fold.apply(ev, |id| {
-            store.order(id).unwrap_or_else(|e| {
+        let folded = fold.apply(ev, |symbol, id| {
+            store.order(symbol, id).unwrap_or_else(|e| {
                 failed.get_or_insert(e);
                 None
             })

@@ -30,7 +30,9 @@ impl StoreArgs {
 /// `tradestream store …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
-    /// Create the tables that are missing (schemas/cql/*.cql, or the SQLite mirror).
+    /// Create the tables that are missing (schemas/cql/*.cql, or the SQLite mirror) and move the
+    /// rows of a replaced table into its successor (the old `orders`, keyed by order id alone,
+    /// into `orders_by_symbol`).
     Migrate(StoreArgs),
 }
 
@@ -62,8 +64,11 @@ pub enum QueryCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// One order's state.
+    /// One order's state. Order ids are unique per book only, so the symbol is part of the key.
     Order {
+        /// Instrument.
+        #[arg(long)]
+        symbol: String,
         /// Order id.
         id: String,
         #[command(flatten)]
@@ -145,10 +150,10 @@ pub fn run(cmd: &QueryCommand) -> anyhow::Result<()> {
                 text,
             )
         }
-        QueryCommand::Order { id, out } => {
-            let row = out.store.open()?.order(id)?;
+        QueryCommand::Order { symbol, id, out } => {
+            let row = out.store.open()?.order(symbol, id)?;
             let Some(row) = row else {
-                anyhow::bail!("no order {id:?} in {}", out.store.store);
+                anyhow::bail!("no order {id:?} of {symbol:?} in {}", out.store.store);
             };
             (out, order_json(&row), order_line(&row))
         }

@@ -83,9 +83,9 @@ impl<B: Book> Engine<B> {
 
     /// Refuses `cmd` for `reason` without applying it: one `rejected` event, numbered in
     /// sequence like any other, stamped with `ts` (the command's own `ts` may be what is
-    /// refused), and addressed as the engine addresses its own rejections: a new order's account,
-    /// the owner of the live order a cancel or replace names (nobody if the engine does not hold
-    /// it), a malformed command's account. The book is unchanged.
+    /// refused), and addressed as the engine addresses its own rejections: to the sender, the
+    /// account the command carries (a malformed command's, if it had a readable one). The book is
+    /// unchanged.
     ///
     /// For checks the engine cannot make itself because they need something outside the command
     /// (the matcher's timestamp window, [`RejectReason::BadTimestamp`]). The caller decides from

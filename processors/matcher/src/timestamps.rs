@@ -10,8 +10,7 @@
 //! - The decision reads the record, never the wall clock, so a restore or a `replay matcher` over
 //!   the same log decides the same (with the same window).
 //! - The rejection goes through the engine ([`Engine::reject`]): it takes the next `seq`, is
-//!   addressed to the new order's account (or the owner of the live order a cancel or replace
-//!   names), and is stamped with the broker timestamp, not the refused `ts`. Cancels and replaces
+//!   addressed to the sender (the account the command carries), and is stamped with the broker timestamp, not the refused `ts`. Cancels and replaces
 //!   are checked like new orders: whatever a command causes carries its `ts`.
 //! - A command without a `ts` takes the broker timestamp (in the codec), so it always passes.
 //! - A record without a broker timestamp (message format v0, before Kafka 0.10) cannot be checked:
@@ -177,6 +176,7 @@ mod tests {
     fn cancel(id: &str, ts: i64) -> Command {
         Command::Cancel(CancelOrder {
             order_id: OrderId::new(id).unwrap(),
+            account: Account::new(&format!("acct-{id}")).unwrap(),
             symbol: Symbol::new("BTC-USD").unwrap(),
             ts,
         })
@@ -298,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn a_badly_stamped_cancel_or_replace_is_refused_to_the_owner_and_changes_nothing() {
+    fn a_badly_stamped_cancel_or_replace_is_refused_to_the_sender_and_changes_nothing() {
         let mut e = engine();
         run(&mut e, &order("o", Side::Buy, "99", NOW), Some(NOW), WINDOW);
         let (checked, out) = run(&mut e, &cancel("o", i64::MAX), Some(NOW), WINDOW);
@@ -309,6 +309,7 @@ mod tests {
         ));
         let replace = Command::Replace(ReplaceOrder {
             order_id: OrderId::new("o").unwrap(),
+            account: Account::new("acct-o").unwrap(),
             symbol: Symbol::new("BTC-USD").unwrap(),
             price: Some("100".parse().unwrap()),
             qty: None,

@@ -286,12 +286,14 @@ fn matcher_outputs_equal_the_offline_engine() {
         )
     };
     let (micros, seconds) = (bad("us", micros), bad("s", seconds));
+    // In BTC-USD's own partition: anywhere else they would be misrouted, not badly stamped.
+    let home = partition_for(b"BTC-USD", PARTITIONS);
     produce_raw(
         &addr,
         Some(b"BTC-USD"),
         &[
-            ("orders", 0, micros.as_bytes()),
-            ("orders", 1, seconds.as_bytes()),
+            ("orders", home, micros.as_bytes()),
+            ("orders", home, seconds.as_bytes()),
         ],
     );
     let metrics = free_addr();

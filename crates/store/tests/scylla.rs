@@ -7,6 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use tradestream_store::scylla::ScyllaStore;
 use tradestream_store::{OrderStatus, Store, StoreUri};
@@ -62,8 +63,8 @@ fn with_store(case: &str, body: fn(&mut dyn Store)) {
 
 tradestream_store::store_suite!(with_store);
 
-/// Runs CQL statements on `keyspace` with a session of the test's own.
-fn run_cql(nodes: &[String], statements: &[String]) {
+/// Runs `f` with a session of the test's own, on a runtime of its own.
+fn with_session<T>(nodes: &[String], f: impl AsyncFnOnce(&Session) -> T) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,6 +75,13 @@ fn run_cql(nodes: &[String], statements: &[String]) {
             .build()
             .await
             .unwrap();
+        f(&session).await
+    })
+}
+
+/// Runs CQL statements, in order.
+fn run_cql(nodes: &[String], statements: &[String]) {
+    with_session(nodes, async |session| {
         for cql in statements {
             session
                 .query_unpaged(cql.as_str(), ())
@@ -85,16 +93,7 @@ fn run_cql(nodes: &[String], statements: &[String]) {
 
 /// Whether `keyspace` has a table `table`.
 fn has_table(nodes: &[String], keyspace: &str, table: &str) -> bool {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let session = SessionBuilder::new()
-            .known_nodes(nodes)
-            .build()
-            .await
-            .unwrap();
+    with_session(nodes, async |session| {
         session
             .query_unpaged(
                 "SELECT table_name FROM system_schema.tables \

@@ -112,13 +112,8 @@ fn offline(p: i32, orders: &[Rec], timestamps: &BTreeMap<i64, Option<i64>>) -> O
 
 /// Whether the matcher must dead-letter `cmd` from partition `p`: its symbol hashes elsewhere.
 fn misrouted(cmd: &EngineCommand, p: i32) -> bool {
-    let symbol = match cmd {
-        EngineCommand::New(c) => c.symbol.as_str(),
-        EngineCommand::Cancel(c) => c.symbol.as_str(),
-        EngineCommand::Replace(c) => c.symbol.as_str(),
-        EngineCommand::Invalid(_) => return false,
-    };
-    partition_for(symbol.as_bytes(), PARTITIONS) != p
+    !matches!(cmd, EngineCommand::Invalid(_))
+        && partition_for(cmd.symbol().as_str().as_bytes(), PARTITIONS) != p
 }
 
 /// How strict [`verify_with`] is.
@@ -857,15 +852,9 @@ fn zombie(guarantee: &str, check: Check) -> (Verified, [String; 2]) {
         );
     };
     // Every partition with orders moves on: the survivor holds them all now.
+    let reader = PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(30)).unwrap();
     let books: Vec<i32> = (0..PARTITIONS)
-        .filter(|p| {
-            PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(30))
-                .unwrap()
-                .watermarks("orders", *p)
-                .unwrap()
-                .1
-                > 0
-        })
+        .filter(|p| reader.watermarks("orders", *p).unwrap().1 > 0)
         .collect();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

@@ -121,6 +121,16 @@ pub struct InvalidCommand {
 }
 
 impl Command {
+    /// The instrument the command names (empty for a malformed command without a readable one).
+    pub fn symbol(&self) -> Symbol {
+        match self {
+            Command::New(c) => c.symbol,
+            Command::Cancel(c) => c.symbol,
+            Command::Replace(c) => c.symbol,
+            Command::Invalid(c) => c.symbol,
+        }
+    }
+
     /// The command's event time.
     pub fn ts(&self) -> i64 {
         match self {

@@ -343,8 +343,8 @@ impl Worker for Matcher {
                         "symbol {} belongs in partition {} (murmur2 of the symbol, as the Java \
                          client hashes keys), not {p}: matching it here would open a second \
                          book; produce orders keyed by symbol with the murmur2 partitioner",
-                        command_symbol(&cmd),
-                        partition_for(command_symbol(&cmd).as_bytes(), self.orders_partitions)
+                        cmd.symbol(),
+                        partition_for(cmd.symbol().as_str().as_bytes(), self.orders_partitions)
                     ),
                 ),
                 cmd => {
@@ -380,21 +380,12 @@ impl Worker for Matcher {
     }
 }
 
-/// The instrument a command names.
-fn command_symbol(cmd: &Command) -> &str {
-    match cmd {
-        Command::New(c) => c.symbol.as_str(),
-        Command::Cancel(c) => c.symbol.as_str(),
-        Command::Replace(c) => c.symbol.as_str(),
-        Command::Invalid(c) => c.symbol.as_str(),
-    }
-}
-
 /// Whether a command sits in a partition its symbol does not hash to. The book of a symbol
 /// lives in exactly one partition; an order elsewhere (a producer with another partitioner, or
 /// an explicit partition) would be matched in a second book.
 fn misrouted(cmd: &Command, partition: i32, partitions: i32) -> bool {
-    let symbol = command_symbol(cmd);
+    let symbol = cmd.symbol();
+    let symbol = symbol.as_str();
     partitions > 0
         && !symbol.is_empty()
         && partition_for(symbol.as_bytes(), partitions) != partition

@@ -16,6 +16,7 @@
 //! - [`metrics`]: what the loop reports, and the Prometheus endpoint.
 //! - [`registry`]: a Confluent-compatible schema registry client (register, look up by id).
 
+pub mod acks;
 pub mod client;
 pub mod dead_letter;
 pub mod guarantee;
@@ -33,7 +34,9 @@ pub use client::KafkaConfig;
 pub use guarantee::Guarantee;
 pub use quirks::BrokerQuirks;
 pub use shutdown::Shutdown;
-pub use worker::{Context, LoopConfig, Outcome, Position, Record, RunError, Worker, WorkerError};
+pub use worker::{
+    Checkpoints, Context, LoopConfig, Outcome, Position, Record, RunError, Worker, WorkerError,
+};
 
 #[cfg(test)]
 mod tests;

@@ -5,15 +5,28 @@
 //! loop owns everything else:
 //!
 //! - one group consumer (cooperative-sticky) and one idempotent producer;
-//! - batches of at most `max_batch` records; after each batch it waits until every output is
-//!   acknowledged, lets the worker checkpoint (a store transaction holding its offsets), and only
-//!   then commits the input offsets;
-//! - under [`Guarantee::ExactlyOnce`] the producer is transactional instead: everything a batch
-//!   writes and its input offsets (with the group's metadata, so a fenced member cannot commit)
-//!   go in one transaction. A failed transaction is aborted and every assigned partition is
-//!   restored again from the last commit ([`Core::rewind`]);
-//! - rebalance callbacks run on the loop's thread inside `poll`: a revoked partition's batch is
-//!   flushed, checkpointed and committed before the partition is given up;
+//! - **nothing waits in the steady state**: records are processed as they arrive and their
+//!   outputs produced at once; every output carries a token naming its input record, and the
+//!   producer's delivery reports advance, per input partition, an "acknowledged up to" offset
+//!   ([`crate::acks`]);
+//! - every `commit_interval` (100 ms by default, as Kafka Streams commits under exactly-once) the
+//!   loop commits progress, as the worker's [`Checkpoints`] asks:
+//!   - [`Checkpoints::Offsets`] (the matcher, whose state is rebuilt from snapshots and its output
+//!     topics): the input offsets whose outputs are all acknowledged, asynchronously, without
+//!     waiting for the outputs still in flight;
+//!   - [`Checkpoints::State`] (workers with a store): the loop waits until every output is
+//!     acknowledged, lets the worker checkpoint (a store transaction holding its offsets), and
+//!     commits;
+//! - under [`Guarantee::ExactlyOnce`] the producer is transactional instead: everything written
+//!   during one interval and its input offsets (with the group's metadata, so a fenced member
+//!   cannot commit) go in one transaction. A failed transaction is aborted and every assigned
+//!   partition is restored again from the last commit ([`Core::rewind`]);
+//! - backpressure is bounded: the producer's queue (a full queue blocks the loop until reports
+//!   free it), the consumer's fetch queue, and the acknowledgement tracker, which keeps only
+//!   records with outputs in flight;
+//! - rebalance callbacks run on the loop's thread inside `poll`: before a partition is given up,
+//!   every output is acknowledged, the worker checkpoints and its offsets are committed
+//!   synchronously;
 //! - input offsets are gated: a record below the partition's next offset is skipped (replayed
 //!   fetch); a jump forward is a normal gap on Apache Kafka, and is fetched again from further
 //!   back only on the embedded broker (see [`Core::gate`] and [`crate::quirks`]);
@@ -23,18 +36,18 @@
 //! The loop is synchronous, like librdkafka's consumer; run it on a thread of its own.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::acks::{Acks, Slot, Token};
 use crate::client::TRANSACTION_TIMEOUT;
 use crate::dead_letter::{self, Poison};
 use crate::guarantee::Guarantee;
@@ -74,8 +87,14 @@ pub struct LoopConfig {
     pub group: String,
     /// Dead-letter topic.
     pub dead_letters: String,
-    /// Most input records between two checkpoints.
+    /// Most input records per round of the loop (between two looks at the clock, the delivery
+    /// reports and the rebalance state), and between two checkpoints of a
+    /// [`Checkpoints::State`] worker (bounds its store transactions).
     pub max_batch: usize,
+    /// How often progress is committed (and, under exactly-once, how long a transaction stays
+    /// open). Shorter: less to replay after a crash and, under exactly-once, lower latency for
+    /// `read_committed` readers; longer: fewer commits.
+    pub commit_interval: Duration,
     /// Re-join the group after this long without partitions (the embedded broker does not
     /// rebalance when a member's session expires; on real Kafka leave it off). `None`: what
     /// the broker's quirks call for.
@@ -88,6 +107,49 @@ pub struct LoopConfig {
     /// per instance (e.g. a StatefulSet pod name) lets a restarted instance abort its
     /// predecessor's open transaction at once instead of after the transaction timeout.
     pub transactional_id: Option<String>,
+}
+
+impl LoopConfig {
+    /// The loop settings of consumer group `group`, with the defaults below.
+    pub fn new(kafka: KafkaConfig, group: impl Into<String>) -> Self {
+        LoopConfig {
+            kafka,
+            group: group.into(),
+            dead_letters: "dead-letters".into(),
+            max_batch: default_max_batch(),
+            commit_interval: default_commit_interval(),
+            rejoin_when_idle: None,
+            quirks: BrokerQuirks::Auto,
+            guarantee: Guarantee::EffectivelyOnce,
+            transactional_id: None,
+        }
+    }
+}
+
+/// Kafka Streams commits every 100 ms under exactly-once: a crash replays at most that much,
+/// and `read_committed` readers see outputs within it.
+pub const fn default_commit_interval() -> Duration {
+    Duration::from_millis(100)
+}
+
+/// 2 000 records per round keep the clock, delivery reports and rebalances looked at often,
+/// and a store transaction of a [`Checkpoints::State`] worker small.
+pub const fn default_max_batch() -> usize {
+    2_000
+}
+
+/// How a worker's progress is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// The worker keeps nothing that must survive a crash except its outputs (the matcher
+    /// rebuilds its state from snapshots, which it writes itself, and its output topics): at
+    /// each interval the loop commits the input offsets whose outputs are all acknowledged,
+    /// without waiting for the outputs still in flight.
+    Offsets,
+    /// [`Worker::checkpoint`] persists the state of every record processed so far (a store
+    /// transaction holding its offsets): at each interval the loop waits until every output is
+    /// acknowledged, then lets the worker checkpoint, then commits.
+    State,
 }
 
 /// One input record.
@@ -135,6 +197,11 @@ pub trait Worker: Send + 'static {
     /// Input topics.
     fn topics(&self) -> Vec<String>;
 
+    /// How the worker's progress is made durable (the safe default: [`Checkpoints::State`]).
+    fn checkpoints(&self) -> Checkpoints {
+        Checkpoints::State
+    }
+
     /// `topic`/`partition` was assigned. Restore its state and return the next offset to read
     /// (0: from the beginning). `committed` is the group's committed offset (-1: none).
     fn assign(
@@ -152,9 +219,11 @@ pub trait Worker: Send + 'static {
         record: &Record<'_>,
     ) -> Result<Outcome, WorkerError>;
 
-    /// Every output so far is acknowledged; `positions` are the input partitions that moved
-    /// since the last checkpoint. Persist what must survive a crash (a store transaction with
-    /// these offsets). The loop commits the offsets to the group right after.
+    /// `positions` are the input partitions that moved since the last checkpoint. For a
+    /// [`Checkpoints::State`] worker every output so far is acknowledged and `positions` are
+    /// where processing stands: persist what must survive a crash (a store transaction with these
+    /// offsets). For a [`Checkpoints::Offsets`] worker they are the acknowledged positions. The
+    /// loop commits the offsets to the group right after.
     fn checkpoint(
         &mut self,
         _ctx: &mut Context<'_>,
@@ -163,8 +232,9 @@ pub trait Worker: Send + 'static {
         Ok(())
     }
 
-    /// Called after every round of the loop (a batch, possibly empty, and its commit), and once
-    /// more with `last = true` when the loop stops cleanly (e.g. to write snapshots that are due).
+    /// Called after every round of the loop (the records that arrived, possibly none, and the
+    /// commit if one was due), and once more with `last = true` when the loop stops cleanly,
+    /// after every output is acknowledged (e.g. to write snapshots that are due).
     fn after_batch(&mut self, _ctx: &mut Context<'_>, _last: bool) -> Result<(), WorkerError> {
         Ok(())
     }
@@ -173,36 +243,48 @@ pub trait Worker: Send + 'static {
     fn revoke(&mut self, _topic: &str, _partition: i32) {}
 }
 
-/// Delivery failures, checked after each flush.
+/// The producer's context: delivery reports go to the acknowledgement tracker.
 #[derive(Debug, Default)]
 pub struct DeliveryContext {
-    failed: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    acks: Mutex<Acks>,
+}
+
+impl DeliveryContext {
+    /// The tracker; it is only held for a few instructions at a time, by the loop's thread and
+    /// the producer's.
+    fn acks(&self) -> MutexGuard<'_, Acks> {
+        self.acks.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = Token;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        // Records purged by an abort were meant to be dropped: the loop replays their input.
-        if let Err((e, _)) = result
-            && !matches!(
-                e.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
-            )
-        {
-            self.failed.fetch_add(1, Ordering::SeqCst);
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(e.to_string());
+    fn delivery(&self, result: &DeliveryResult<'_>, token: Token) {
+        let result = match result {
+            Ok(_) => Ok(()),
+            // Records purged by an abort were meant to be dropped: the loop replays their input.
+            Err((e, _))
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                ) =>
+            {
+                Ok(())
             }
-        }
+            Err((e, _)) => Err(e.to_string()),
+        };
+        self.acks().delivered(token, result);
     }
 }
 
 /// The producer every worker writes through.
 pub type OutputProducer = ThreadedProducer<DeliveryContext>;
+
+/// An output record, tagged with its input record's token.
+type Output<'a> = BaseRecord<'a, [u8], [u8], Token>;
 
 /// The producer's transaction under exactly-once.
 #[derive(Debug, Default)]
@@ -230,15 +312,17 @@ impl Txn {
     /// Sends `record`, inside the transaction under exactly-once. There a failure dooms the
     /// transaction rather than the worker: it is kept for the checkpoint, which aborts and
     /// replays.
-    fn send(
-        &mut self,
-        producer: &OutputProducer,
-        record: BaseRecord<'_, [u8], [u8]>,
-    ) -> Result<(), KafkaError> {
+    fn send(&mut self, producer: &OutputProducer, record: Output<'_>) -> Result<(), KafkaError> {
         if !self.enabled {
             return send(producer, record);
         }
         if self.failed.is_some() {
+            // Nothing of this transaction will be kept: the record is not sent, and its token
+            // is reported at once so nothing waits for it.
+            producer
+                .context()
+                .acks()
+                .delivered(record.delivery_opaque, Ok(()));
             return Ok(());
         }
         if let Err(e) = self.begin(producer).and_then(|()| send(producer, record)) {
@@ -249,6 +333,9 @@ impl Txn {
     }
 }
 
+/// The input record being processed: the slot of its partition and its offset.
+type Current = Option<(Slot, i64)>;
+
 /// What a worker can do from its callbacks: produce, read partitions, dead-letter.
 pub struct Context<'a> {
     producer: &'a OutputProducer,
@@ -258,6 +345,8 @@ pub struct Context<'a> {
     dlq_partitions: i32,
     worker: &'a str,
     metrics: &'a mut BatchMetrics,
+    assigned: &'a BTreeMap<String, BTreeMap<i32, Assigned>>,
+    current: Current,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -269,8 +358,9 @@ impl std::fmt::Debug for Context<'_> {
 }
 
 impl Context<'_> {
-    /// Produces one record, waiting for queue space if the producer is full. Acknowledgement
-    /// is checked at the next checkpoint (or by [`Context::flush`]).
+    /// Produces one record, waiting for queue space if the producer is full. Written while an
+    /// input record is processed, it counts as that record's output: the record's offset is
+    /// committed only once it is acknowledged.
     pub fn send(
         &mut self,
         topic: &str,
@@ -279,7 +369,14 @@ impl Context<'_> {
         payload: &[u8],
         headers: Option<OwnedHeaders>,
     ) -> Result<(), WorkerError> {
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        let token = {
+            let mut acks = self.producer.context().acks();
+            match self.current {
+                Some((slot, offset)) => acks.output(slot, offset),
+                None => acks.untracked(),
+            }
+        };
+        let mut record = Output::with_opaque_to(topic, token).payload(payload);
         if let Some(p) = partition {
             record = record.partition(p);
         }
@@ -321,6 +418,17 @@ impl Context<'_> {
         flush(self.producer).map_err(|e| Box::new(e) as WorkerError)
     }
 
+    /// Every record of `topic`/`partition` below the answer is processed and all its outputs
+    /// are acknowledged (`None`: not assigned). Under exactly-once that is every record
+    /// processed: what they wrote commits or aborts together with anything written now.
+    pub fn acknowledged(&self, topic: &str, partition: i32) -> Option<i64> {
+        let a = self.assigned.get(topic)?.get(&partition)?;
+        if self.txn.enabled {
+            return Some(a.next_offset);
+        }
+        self.producer.context().acks().acknowledged(a.slot)
+    }
+
     /// Reads partitions by offset (restores, dedup scans).
     pub fn reader(&self) -> &PartitionReader {
         self.reader
@@ -347,36 +455,39 @@ impl Context<'_> {
     }
 }
 
-fn send(producer: &OutputProducer, record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
+fn send(producer: &OutputProducer, record: Output<'_>) -> Result<(), KafkaError> {
     let mut record = record;
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
+            // The queue is bounded (queue.buffering.max.*): wait for delivery reports to free it.
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(1));
             }
-            Err((e, _)) => return Err(e),
+            Err((e, r)) => {
+                producer
+                    .context()
+                    .acks()
+                    .delivered(r.delivery_opaque, Ok(()));
+                return Err(e);
+            }
         }
     }
 }
 
+/// Waits until every output sent so far is acknowledged; fails if any was lost.
 fn flush(producer: &OutputProducer) -> Result<(), RunError> {
     producer.flush(Duration::from_secs(60))?;
-    let failed = producer.context().failed.load(Ordering::SeqCst);
-    if failed > 0 {
-        let last = producer
-            .context()
-            .last_error
-            .lock()
-            .ok()
-            .and_then(|l| l.clone())
-            .unwrap_or_default();
-        return Err(RunError::Delivery(format!(
-            "{failed} records failed: {last}"
-        )));
+    delivery_failure(producer)
+}
+
+/// Fails if an output was lost.
+fn delivery_failure(producer: &OutputProducer) -> Result<(), RunError> {
+    match producer.context().acks().failure() {
+        Some(e) => Err(RunError::Delivery(e.to_owned())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// How long to wait for a re-fetched offset before asking again, and how often to ask.
@@ -396,12 +507,35 @@ enum Gate {
 struct Assigned {
     /// Next offset to process.
     next_offset: i64,
+    /// Where the group's offset stands, as far as this loop committed it.
+    committed: i64,
+    /// Its acknowledgement slot.
+    slot: Slot,
     /// A re-fetch in progress: (offset wanted, when asked, tries).
     refetch: Option<(i64, Instant, u32)>,
     /// Re-fetching gave up: the next record that arrives is processed whatever its offset.
     accept_gap: bool,
-    /// Input processed since the last checkpoint.
-    dirty: bool,
+}
+
+impl Assigned {
+    fn new(next_offset: i64, slot: Slot) -> Self {
+        Assigned {
+            next_offset,
+            committed: next_offset,
+            slot,
+            refetch: None,
+            accept_gap: false,
+        }
+    }
+}
+
+/// Which progress a checkpoint makes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// The commit interval elapsed: commit without stopping the flow where the worker allows.
+    Interval,
+    /// A partition is given up or the loop stops: wait for every output, commit synchronously.
+    Final,
 }
 
 /// Everything the loop and the rebalance callbacks share.
@@ -437,6 +571,11 @@ impl<W: Worker> std::fmt::Debug for Core<W> {
 impl<W: Worker> Core<W> {
     /// Splits the core into the worker and the context it may use.
     fn parts(&mut self) -> (&mut W, Context<'_>) {
+        self.parts_for(None)
+    }
+
+    /// [`Core::parts`] while input record `current` is processed.
+    fn parts_for(&mut self, current: Current) -> (&mut W, Context<'_>) {
         let ctx = Context {
             producer: &self.producer,
             txn: &mut self.txn,
@@ -445,6 +584,8 @@ impl<W: Worker> Core<W> {
             dlq_partitions: self.dlq_partitions,
             worker: &self.name,
             metrics: &mut self.metrics,
+            assigned: &self.assigned,
+            current,
         };
         (&mut self.worker, ctx)
     }
@@ -570,30 +711,39 @@ impl<W: Worker> Core<W> {
     fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
         let topic = m.topic();
         let p = m.partition();
-        if let Some(a) = self.slot(topic, p) {
-            a.next_offset = m.offset() + 1;
-            a.dirty = true;
-        }
+        let offset = m.offset();
+        let Some(a) = self.slot(topic, p) else {
+            return Ok(());
+        };
+        a.next_offset = offset + 1;
+        let slot = a.slot;
         let record = Record {
             topic,
             partition: p,
-            offset: m.offset(),
+            offset,
             key: m.key(),
             payload: m.payload().unwrap_or_default(),
             timestamp_ms: m.timestamp().to_millis(),
         };
         self.metrics.received(topic, p, record.timestamp_ms);
-        let (worker, mut ctx) = self.parts();
-        match worker
+        let current = Some((slot, offset));
+        let (worker, mut ctx) = self.parts_for(current);
+        let outcome = worker
             .process(&mut ctx, &record)
-            .map_err(RunError::Worker)?
-        {
-            Outcome::Done => Ok(()),
-            Outcome::Poison(poison) => self.dead_letter(&record, &poison),
+            .map_err(RunError::Worker)?;
+        if let Outcome::Poison(poison) = outcome {
+            self.dead_letter(&record, &poison, current)?;
         }
+        self.producer.context().acks().processed(slot, offset);
+        Ok(())
     }
 
-    fn dead_letter(&mut self, record: &Record<'_>, poison: &Poison) -> Result<(), RunError> {
+    fn dead_letter(
+        &mut self,
+        record: &Record<'_>,
+        poison: &Poison,
+        current: Current,
+    ) -> Result<(), RunError> {
         tracing::warn!(
             worker = %self.name,
             topic = record.topic,
@@ -613,47 +763,52 @@ impl<W: Worker> Core<W> {
             &self.name,
             truncated_from,
         );
-        let mut out = BaseRecord::<[u8], [u8]>::to(&self.cfg.dead_letters)
-            .partition(record.partition % self.dlq_partitions)
-            .payload(payload)
-            .headers(headers);
-        if let Some(k) = record.key {
-            out = out.key(dead_letter::bounded(k, dead_letter::MAX_TEXT).0);
-        }
-        self.txn.send(&self.producer, out)?;
+        let key = record
+            .key
+            .map(|k| dead_letter::bounded(k, dead_letter::MAX_TEXT).0);
+        let (_, mut ctx) = self.parts_for(current);
+        let (topic, partition) = (
+            ctx.dead_letters,
+            ctx.dead_letter_partition(record.partition),
+        );
+        ctx.send(topic, Some(partition), key, payload, Some(headers))
+            .map_err(RunError::Worker)?;
         self.metrics.dead_letter(poison.class);
         Ok(())
     }
 
-    /// The input partitions that moved since the last checkpoint.
-    fn take_positions(&mut self) -> Vec<Position> {
-        let mut positions = Vec::new();
-        for (topic, partitions) in &mut self.assigned {
-            for (p, a) in partitions.iter_mut().filter(|(_, a)| a.dirty) {
-                a.dirty = false;
-                positions.push(Position {
-                    topic: topic.clone(),
-                    partition: *p,
-                    next_offset: a.next_offset,
-                });
-            }
-        }
-        positions
+    /// Where processing stands, on every partition that moved.
+    fn processed_positions(&mut self) -> Vec<Position> {
+        take_positions(&mut self.assigned, |a| Some(a.next_offset))
     }
 
-    /// Waits until every output is acknowledged, lets the worker checkpoint, then commits.
+    /// Makes progress durable (see [`Checkpoints`]). At [`Moment::Final`] everything processed is
+    /// acknowledged, checkpointed and committed before it returns.
     fn checkpoint<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
+        moment: Moment,
     ) -> Result<(), RunError> {
-        let positions = self.take_positions();
         if self.txn.enabled {
+            let positions = self.processed_positions();
             return self.commit_transaction(consumer, &positions);
         }
+        let positions =
+            if moment == Moment::Interval && self.worker.checkpoints() == Checkpoints::Offsets {
+                delivery_failure(&self.producer)?;
+                let acks = self.producer.context().acks();
+                take_positions(&mut self.assigned, |a| acks.acknowledged(a.slot))
+            } else {
+                let positions = self.processed_positions();
+                if positions.is_empty() {
+                    return Ok(());
+                }
+                flush(&self.producer)?;
+                positions
+            };
         if positions.is_empty() {
             return Ok(());
         }
-        flush(&self.producer)?;
         let (worker, mut ctx) = self.parts();
         worker
             .checkpoint(&mut ctx, &positions)
@@ -662,23 +817,27 @@ impl<W: Worker> Core<W> {
         for pos in &positions {
             tpl.add_partition_offset(&pos.topic, pos.partition, Offset::Offset(pos.next_offset))?;
         }
-        if tpl.count() > 0 {
-            match consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => {}
-                Err(e) if lost_membership(&e) => {
-                    // The group moved on without this member (its session expired, or a
-                    // rebalance began). Everything up to here is acknowledged and checkpointed;
-                    // the next owner resumes from the last accepted commit and its outputs are
-                    // deduplicated by seq. The rebalance callback takes the partitions away.
-                    tracing::warn!(
-                        worker = %self.name,
-                        error = %e,
-                        "commit refused: this member lost its partitions in a rebalance"
-                    );
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
+        // In the steady state the commit goes out without waiting (its result comes back in
+        // `poll`, see `LoopContext::commit_callback`); a later commit covers a failed one.
+        let mode = match moment {
+            Moment::Interval => CommitMode::Async,
+            Moment::Final => CommitMode::Sync,
+        };
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => {}
+            Err(e) if lost_membership(&e) => {
+                // The group moved on without this member (its session expired, or a
+                // rebalance began). Everything up to here is acknowledged and checkpointed;
+                // the next owner resumes from the last accepted commit and its outputs are
+                // deduplicated by seq. The rebalance callback takes the partitions away.
+                tracing::warn!(
+                    worker = %self.name,
+                    error = %e,
+                    "commit refused: this member lost its partitions in a rebalance"
+                );
+                return Ok(());
             }
+            Err(e) => return Err(e.into()),
         }
         self.metrics.committed(now_ms());
         Ok(())
@@ -795,13 +954,12 @@ impl<W: Worker> Core<W> {
             let next = worker
                 .assign(&mut ctx, &topic, p, committed)
                 .map_err(RunError::Worker)?;
-            if let Some(a) = self.slot(&topic, p) {
-                *a = Assigned {
-                    next_offset: next.max(0),
-                    refetch: None,
-                    accept_gap: false,
-                    dirty: false,
-                };
+            let next = next.max(0);
+            let acks = self.producer.context();
+            if let Some(a) = self.assigned.get_mut(&topic).and_then(|ps| ps.get_mut(&p)) {
+                let mut acks = acks.acks();
+                acks.close(a.slot);
+                *a = Assigned::new(next, acks.open(next));
             }
             let offset = if next <= 0 {
                 Offset::Beginning
@@ -837,15 +995,12 @@ impl<W: Worker> Core<W> {
                         self.failure.get_or_insert(e.into());
                     }
                     tracing::info!(worker = %self.name, topic, partition = p, next, "partition assigned");
-                    self.assigned.entry(topic).or_default().insert(
-                        p,
-                        Assigned {
-                            next_offset: next.max(0),
-                            refetch: None,
-                            accept_gap: false,
-                            dirty: false,
-                        },
-                    );
+                    let next = next.max(0);
+                    let slot = self.producer.context().acks().open(next);
+                    self.assigned
+                        .entry(topic)
+                        .or_default()
+                        .insert(p, Assigned::new(next, slot));
                 }
                 Err(e) => {
                     tracing::error!(topic, partition = p, error = %e, "cannot restore partition");
@@ -864,7 +1019,7 @@ impl<W: Worker> Core<W> {
             // Another member may own these partitions already: nothing of the open transaction
             // may become visible. Abort it; the partitions kept (if any) are restored.
             if self.txn.open || self.txn.failed.is_some() {
-                self.take_positions();
+                self.processed_positions();
                 let lost = KafkaError::ConsumerCommit(RDKafkaErrorCode::AssignmentLost);
                 for elem in tpl.elements() {
                     self.forget(elem.topic(), elem.partition());
@@ -873,7 +1028,7 @@ impl<W: Worker> Core<W> {
                     self.failure.get_or_insert(e);
                 }
             }
-        } else if let Err(e) = self.checkpoint(consumer) {
+        } else if let Err(e) = self.checkpoint(consumer, Moment::Final) {
             // Finish the batch in flight before giving the partitions up.
             self.failure.get_or_insert(e);
         }
@@ -892,12 +1047,37 @@ impl<W: Worker> Core<W> {
     /// Drops the loop's record of an assigned partition.
     fn forget(&mut self, topic: &str, p: i32) {
         if let Some(partitions) = self.assigned.get_mut(topic) {
-            partitions.remove(&p);
+            if let Some(a) = partitions.remove(&p) {
+                self.producer.context().acks().close(a.slot);
+            }
             if partitions.is_empty() {
                 self.assigned.remove(topic);
             }
         }
     }
+}
+
+/// The partitions whose position (`at`: processed or acknowledged) moved past what was
+/// committed; notes them as committed.
+fn take_positions(
+    assigned: &mut BTreeMap<String, BTreeMap<i32, Assigned>>,
+    at: impl Fn(&Assigned) -> Option<i64>,
+) -> Vec<Position> {
+    let mut positions = Vec::new();
+    for (topic, partitions) in assigned {
+        for (p, a) in partitions.iter_mut() {
+            let Some(next) = at(a).filter(|n| *n > a.committed) else {
+                continue;
+            };
+            a.committed = next;
+            positions.push(Position {
+                topic: topic.clone(),
+                partition: *p,
+                next_offset: next,
+            });
+        }
+    }
+    positions
 }
 
 /// The transactional producer of `cfg`'s worker, its transactions initialised (which also
@@ -963,6 +1143,20 @@ impl<W: Worker> ClientContext for LoopContext<W> {
 }
 
 impl<W: Worker> ConsumerContext for LoopContext<W> {
+    /// The result of an asynchronous commit. A refused one is not fatal: the next commit
+    /// covers it, and at worst a restart replays a little more (outputs are deduplicated).
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {}
+            Err(e) if lost_membership(&e) => {
+                tracing::warn!(worker = %self.worker, error = %e, "commit refused: this member lost its partitions in a rebalance");
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.worker, error = %e, "commit failed; the next one covers it")
+            }
+        }
+    }
+
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -1075,6 +1269,8 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
 
     let result = (|| -> Result<(), RunError> {
         let mut idle_since = Instant::now();
+        let mut next_commit = Instant::now() + cfg.commit_interval;
+        let mut since_checkpoint = 0usize;
         while !shutdown.is_triggered() {
             if let Some(limit) = rejoin_when_idle {
                 if !lock(&core).assigned.is_empty() {
@@ -1086,8 +1282,12 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
                     idle_since = Instant::now();
                 }
             }
+            // Wait for the first record at most until the next commit is due; then take what
+            // has arrived, without waiting, up to a round's worth.
             let mut taken = 0;
-            let mut wait = Duration::from_millis(100);
+            let mut wait = next_commit
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
             while taken < cfg.max_batch {
                 let Some(next) = consumer.poll(wait) else {
                     break;
@@ -1117,6 +1317,7 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
                     }
                 }
             }
+            since_checkpoint += taken;
             let mut c = lock(&core);
             if let Some(e) = c.failure.take() {
                 return Err(e);
@@ -1124,14 +1325,25 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
             for (topic, p, at) in c.refetches_due() {
                 consumer.seek(&topic, p, Offset::Offset(at), Duration::from_secs(10))?;
             }
-            c.checkpoint(&consumer)?;
+            let store_full = since_checkpoint >= cfg.max_batch
+                && !c.txn.enabled
+                && c.worker.checkpoints() == Checkpoints::State;
+            if store_full || Instant::now() >= next_commit {
+                c.checkpoint(&consumer, Moment::Interval)?;
+                next_commit = Instant::now() + cfg.commit_interval;
+                since_checkpoint = 0;
+            }
             c.after_batch(false)?;
         }
         let mut c = lock(&core);
-        c.checkpoint(&consumer)?;
+        c.checkpoint(&consumer, Moment::Final)?;
         c.after_batch(true)?;
-        // What the last round wrote (e.g. snapshots) is in a transaction still open.
-        c.checkpoint(&consumer)?;
+        // What the last round wrote (e.g. snapshots) is in a transaction still open, or in
+        // flight.
+        c.checkpoint(&consumer, Moment::Final)?;
+        if !c.txn.enabled {
+            flush(&c.producer)?;
+        }
         if c.txn.aborted > 0 {
             tracing::info!(worker = %name, aborted = c.txn.aborted, "transactions aborted");
         }

@@ -41,8 +41,10 @@ pub struct MatcherConfig {
     pub snapshot_every: Duration,
     /// A snapshot is written in chunks of at most this many bytes of engine state.
     pub snapshot_chunk_bytes: usize,
-    /// Most input records between two flush-and-commit points.
+    /// Most input records per round of the loop.
     pub max_batch: usize,
+    /// How often progress is committed (see `LoopConfig::commit_interval`).
+    pub commit_interval: Duration,
     /// Input records larger than this go to dead letters (class `oversized`).
     pub max_record_bytes: usize,
     /// A command whose `ts` is further than this from its record's broker timestamp, either way,
@@ -90,7 +92,8 @@ impl MatcherConfig {
             snapshot_every_records: default_snapshot_every_records(),
             snapshot_every: default_snapshot_every(),
             snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
-            max_batch: default_max_batch(),
+            max_batch: tradestream_runtime::worker::default_max_batch(),
+            commit_interval: tradestream_runtime::worker::default_commit_interval(),
             max_record_bytes: default_max_record_bytes(),
             max_clock_skew: Some(crate::timestamps::DEFAULT_MAX_CLOCK_SKEW),
             format: OutputFormat::Avro,
@@ -123,11 +126,6 @@ const fn default_snapshot_every() -> Duration {
 /// Chunks stay well under the default 1 MB broker message limit.
 const fn default_snapshot_chunk_bytes() -> usize {
     512 * 1024
-}
-
-/// 2 000 records per flush keeps the produce round trip amortised without delaying commits.
-const fn default_max_batch() -> usize {
-    2_000
 }
 
 /// Orders are small; anything over 64 KiB is a mistake, not an order.

@@ -16,7 +16,7 @@ use tradestream_runtime::dead_letter::Poison;
 use tradestream_runtime::partitioner::partition_for;
 use tradestream_runtime::registry::{RegistryError, SchemaRegistry};
 use tradestream_runtime::{
-    Context, LoopConfig, Outcome, Record, RunError, Shutdown, Worker, WorkerError,
+    Checkpoints, Context, LoopConfig, Outcome, Record, RunError, Shutdown, Worker, WorkerError,
 };
 
 use crate::config::{MatcherConfig, OutputFormat};
@@ -64,6 +64,8 @@ pub struct Matcher {
     /// Partitions of the orders topic (known once a partition is assigned): each order's
     /// symbol must hash there (murmur2, like the Java client) to the partition it came from.
     orders_partitions: i32,
+    /// Snapshots waiting for the outputs they cover to be acknowledged, by partition.
+    pending: BTreeMap<i32, PendingSnapshot>,
 }
 
 /// The schema registry and the verdicts on the ids it was asked about.
@@ -132,6 +134,7 @@ impl Matcher {
             framing,
             registry,
             orders_partitions: 0,
+            pending: BTreeMap::new(),
         })
     }
 
@@ -224,53 +227,89 @@ impl Matcher {
         Ok(())
     }
 
-    /// Writes a snapshot of every partition that is due (or of all, when `all`). Runs after the
-    /// loop's commit, so the outputs it covers are acknowledged.
-    fn snapshot_due(&mut self, ctx: &mut Context<'_>, all: bool) -> Result<(), WorkerError> {
+    /// Takes a snapshot of every partition that is due (or of all, when `all`), and writes each
+    /// snapshot taken once every output of the input it covers is acknowledged: restoring from
+    /// a snapshot replays only the input after it, so an output before it that never reached
+    /// the broker would be lost. The flow does not stop for it: a snapshot waits in `pending`
+    /// for the acknowledgements (a few milliseconds), at most one per partition.
+    fn snapshots(&mut self, ctx: &mut Context<'_>, all: bool) -> Result<(), WorkerError> {
         let due: Vec<i32> = self
             .partitions
             .iter()
-            .filter(|(_, s)| {
+            .filter(|(p, s)| {
                 s.since_snapshot > 0
+                    && !self.pending.contains_key(p)
                     && (all
                         || s.since_snapshot >= self.cfg.snapshot_every_records
                         || s.snapshot_at.elapsed() >= self.cfg.snapshot_every)
             })
             .map(|(p, _)| *p)
             .collect();
-        if due.is_empty() {
-            return Ok(());
-        }
         for p in due {
             let dlq_partition = ctx.dead_letter_partition(p);
+            // Dead letters of later input land after this end: a restore looks for them there.
             let (_, dlq_end) = ctx
                 .reader()
                 .watermarks(&self.cfg.dead_letters, dlq_partition)?;
             let Some(state) = self.partitions.get_mut(&p) else {
                 continue;
             };
-            let chunks =
-                state.snapshot_chunks(&self.cfg.group, p, dlq_end, self.cfg.snapshot_chunk_bytes);
+            let records = state
+                .snapshot_chunks(&self.cfg.group, p, dlq_end, self.cfg.snapshot_chunk_bytes)
+                .into_iter()
+                .map(|chunk| {
+                    // One key per chunk: compaction keeps the latest record per key, and every
+                    // chunk of the latest snapshot must survive it.
+                    let key = format!("{}/{p}/{}", self.cfg.group, chunk.chunk);
+                    (key, chunk.encode())
+                })
+                .collect();
             state.since_snapshot = 0;
             state.snapshot_at = Instant::now();
             state.snapshot_offset = state.next_offset - 1;
-            for chunk in chunks {
-                // One key per chunk: compaction keeps the latest record per key, and every chunk
-                // of the latest snapshot must survive it.
-                let key = format!("{}/{p}/{}", self.cfg.group, chunk.chunk);
-                let value = chunk.encode();
+            self.pending.insert(
+                p,
+                PendingSnapshot {
+                    covers: state.next_offset,
+                    records,
+                },
+            );
+        }
+        let ready: Vec<i32> = self
+            .pending
+            .iter()
+            .filter(|(p, s)| {
+                ctx.acknowledged(&self.cfg.orders, **p)
+                    .is_some_and(|acked| acked >= s.covers)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for p in ready {
+            let Some(snapshot) = self.pending.remove(&p) else {
+                continue;
+            };
+            for (key, value) in &snapshot.records {
                 ctx.send(
                     &self.cfg.snapshots,
                     Some(p),
                     Some(key.as_bytes()),
-                    &value,
+                    value,
                     None,
                 )?;
             }
             self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
         }
-        ctx.flush()
+        Ok(())
     }
+}
+
+/// A snapshot taken and not written yet.
+#[derive(Debug)]
+struct PendingSnapshot {
+    /// The input it covers: every offset below this.
+    covers: i64,
+    /// (key, value) of each chunk.
+    records: Vec<(String, Vec<u8>)>,
 }
 
 impl Worker for Matcher {
@@ -280,6 +319,12 @@ impl Worker for Matcher {
 
     fn topics(&self) -> Vec<String> {
         vec![self.cfg.orders.clone()]
+    }
+
+    /// The matcher's state is rebuilt from its snapshots and output topics: the loop commits
+    /// acknowledged offsets without stopping the flow.
+    fn checkpoints(&self) -> Checkpoints {
+        Checkpoints::Offsets
     }
 
     fn assign(
@@ -372,10 +417,12 @@ impl Worker for Matcher {
     }
 
     fn after_batch(&mut self, ctx: &mut Context<'_>, last: bool) -> Result<(), WorkerError> {
-        self.snapshot_due(ctx, last)
+        self.snapshots(ctx, last)
     }
 
     fn revoke(&mut self, _topic: &str, partition: i32) {
+        // A snapshot still waiting is dropped: the partition's previous one stays valid.
+        self.pending.remove(&partition);
         self.partitions.remove(&partition);
     }
 }
@@ -403,6 +450,7 @@ pub fn run(
         group: cfg.group.clone(),
         dead_letters: cfg.dead_letters.clone(),
         max_batch: cfg.max_batch,
+        commit_interval: cfg.commit_interval,
         rejoin_when_idle: cfg.rejoin_when_idle,
         quirks: cfg.quirks,
         guarantee: cfg.guarantee,

@@ -125,16 +125,7 @@ fn main() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let store = open(&StoreUri::Sqlite(path.clone())).expect("store");
-    let run = LoopConfig {
-        kafka: kafka.clone(),
-        group: String::new(),
-        dead_letters: "dead-letters".into(),
-        max_batch: 2_000,
-        rejoin_when_idle: None,
-        quirks: tradestream_runtime::BrokerQuirks::Auto,
-        guarantee: tradestream_runtime::Guarantee::EffectivelyOnce,
-        transactional_id: None,
-    };
+    let run = LoopConfig::new(kafka.clone(), String::new());
     let shutdown = Shutdown::new();
     let stats = Arc::new(RecorderStats::default());
     let start = Instant::now();

@@ -79,6 +79,7 @@ impl Downstream {
             group: String::new(),
             dead_letters: "dead-letters".into(),
             max_batch: 2_000,
+            commit_interval: tradestream_runtime::worker::default_commit_interval(),
             rejoin_when_idle: None,
             quirks: BrokerQuirks::Auto,
             guarantee: tradestream_runtime::Guarantee::EffectivelyOnce,

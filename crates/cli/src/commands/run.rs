@@ -88,9 +88,12 @@ fn print_stats(worker: &str, counters: &[(&str, &AtomicU64)]) {
 pub struct LoopArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Most input records between two flush-and-commit points.
-    #[arg(long, default_value_t = 2_000)]
+    /// Most input records per round of the loop, and between two store checkpoints.
+    #[arg(long, default_value_t = tradestream_runtime::worker::default_max_batch())]
     pub max_batch: usize,
+    /// Commit progress every this many milliseconds (under exactly-once: one transaction each).
+    #[arg(long, default_value_t = 100)]
+    pub commit_interval_ms: u64,
     /// Re-join the group after this many milliseconds without partitions (0: as the broker's
     /// quirks call for: 15 s on the embedded broker, which does not rebalance when a member's
     /// session expires; never on Kafka).
@@ -113,6 +116,7 @@ impl LoopArgs {
             group: group.to_owned(),
             dead_letters: dead_letters.to_owned(),
             max_batch: self.max_batch,
+            commit_interval: Duration::from_millis(self.commit_interval_ms.max(1)),
             rejoin_when_idle: (self.rejoin_when_idle_ms > 0)
                 .then(|| Duration::from_millis(self.rejoin_when_idle_ms)),
             quirks: self.broker_quirks.into(),
@@ -255,6 +259,7 @@ impl MatcherArgs {
         let run = self.run.config(&self.group, &cfg.dead_letters)?;
         cfg.kafka = run.kafka.clone();
         cfg.max_batch = run.max_batch;
+        cfg.commit_interval = run.commit_interval;
         cfg.rejoin_when_idle = run.rejoin_when_idle;
         cfg.quirks = run.quirks;
         cfg.schema_registry.clone_from(&self.schema_registry_url);

@@ -330,7 +330,7 @@ fn the_trade_recorder_survives_kills_exactly_once() {
         "one row per trade"
     );
     assert!(trades.len() > 10_000, "a real run: {} trades", trades.len());
-    assert!(!b["orders"].is_empty());
+    assert!(!b["orders_by_symbol"].is_empty());
 }
 
 /// `d` as an integer count of 10^-18.

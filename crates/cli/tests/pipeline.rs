@@ -417,7 +417,7 @@ fn crashes_lose_nothing_and_duplicate_nothing() {
     // The run after the last kill recovers and finishes the flow.
     let matcher = start_matcher(&addr, SNAPSHOT_EVERY);
     let mut producer = producer;
-    assert!(producer.0.wait().expect("producer exits").success());
+    producer_finished(&mut producer);
     wait_committed(&addr, ORDERS, Duration::from_secs(600));
     let stats = stop_matcher(matcher);
     verify(&addr);
@@ -447,7 +447,7 @@ fn a_paused_broker_delays_but_loses_nothing() {
     std::thread::sleep(pause);
     signal_pid(broker.pid(), "-CONT");
     let mut producer = producer;
-    assert!(producer.0.wait().expect("producer exits").success());
+    producer_finished(&mut producer);
     let after = wait_committed(&addr, 20_000, Duration::from_secs(300));
     assert!(after > before);
     let stats = stop_matcher(matcher);
@@ -593,7 +593,7 @@ fn members_join_and_die_and_the_group_moves_their_partitions() {
     let killed_at = committed(&addr);
     eprintln!("killed one of three matchers at {killed_at} committed");
     let mut producer = producer;
-    assert!(producer.0.wait().expect("producer exits").success());
+    producer_finished(&mut producer);
     wait_all_consumed(&addr, Duration::from_secs(180));
     let (a, b) = (stop_matcher(second), stop_matcher(third));
     // Every order not yet committed when the member died was processed by a survivor. (Which
@@ -874,7 +874,7 @@ fn zombie(guarantee: &str, check: Check) -> (Verified, [String; 2]) {
     );
     signal(&zombie.0, "-CONT");
     let mut producer = producer;
-    assert!(producer.0.wait().expect("producer exits").success());
+    producer_finished(&mut producer);
     wait_all_consumed(&addr, Duration::from_secs(180));
     let body = scrape(&metrics);
     let (z, s) = (stop_matcher(zombie), stop_matcher(survivor));

@@ -6,7 +6,11 @@
 //! - a fetch that starts inside a record batch is answered from the *next* batch, so a consumer
 //!   that resumes mid-batch sees a jump in offsets and must fetch again from further back;
 //! - a member whose session expires is not evicted by a rebalance; only a joining member
-//!   triggers one, so a worker left without partitions re-joins after a while.
+//!   triggers one, so a worker left without partitions re-joins after a while;
+//! - a fetch is answered only after the broker has slept through its wait (`fetch.wait.max.ms`,
+//!   half of it when that is 250 ms or more), even when records are there: with librdkafka's
+//!   500 ms default every hop of the pipeline would add a quarter of a second, so consumers
+//!   there ask for [`EMBEDDED_FETCH_WAIT_MS`] ([`BrokerQuirks::tune_consumer`]).
 //!
 //! On Apache Kafka an offset gap is normal (transaction control records, aborted transactions
 //! under `read_committed`, compaction) and is never re-fetched; the group coordinator evicts
@@ -14,6 +18,7 @@
 
 use std::time::Duration;
 
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::KafkaConfig;
@@ -23,6 +28,11 @@ pub const EMBEDDED_CLUSTER_ID: &str = "tradestream-embedded-tansu";
 
 /// How long a worker of the embedded broker waits without partitions before it re-joins.
 pub const EMBEDDED_REJOIN_WHEN_IDLE: Duration = Duration::from_secs(15);
+
+/// The fetch wait consumers of the embedded broker ask for: every fetch there takes this long,
+/// so it bounds the latency each consuming hop adds; 5 ms keeps it small at the cost of at
+/// most 200 fetch requests a second per idle consumer.
+pub const EMBEDDED_FETCH_WAIT_MS: &str = "5";
 
 /// Which broker's quirks the loop works around.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +62,13 @@ impl BrokerQuirks {
     /// Whether an offset jump is fetched again (tansu) or accepted as a normal gap (Kafka).
     pub fn refetch_gaps(self) -> bool {
         self == BrokerQuirks::Tansu
+    }
+
+    /// Consumer settings these quirks call for, unless the user chose them.
+    pub fn tune_consumer(self, kafka: &KafkaConfig, consumer: &mut ClientConfig) {
+        if self == BrokerQuirks::Tansu && !kafka.passthrough.contains_key("fetch.wait.max.ms") {
+            consumer.set("fetch.wait.max.ms", EMBEDDED_FETCH_WAIT_MS);
+        }
     }
 
     /// The re-join period these quirks call for when none is configured.

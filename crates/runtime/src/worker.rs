@@ -1057,6 +1057,54 @@ impl<W: Worker> Core<W> {
     }
 }
 
+/// When the loop checkpoints: every `commit_interval`, and for a worker whose checkpoints are
+/// store transactions also after `max_batch` records, so a transaction stays small under load.
+#[derive(Debug)]
+struct Cadence {
+    interval: Duration,
+    max_batch: usize,
+    next: Instant,
+    /// Records taken since the last checkpoint.
+    taken: usize,
+}
+
+impl Cadence {
+    /// How long the loop waits for input when there is none, so a quiet loop still looks at
+    /// its delivery reports, rebalances and snapshots regularly.
+    const MAX_WAIT: Duration = Duration::from_millis(100);
+
+    fn new(cfg: &LoopConfig, now: Instant) -> Self {
+        Cadence {
+            interval: cfg.commit_interval,
+            max_batch: cfg.max_batch,
+            next: now + cfg.commit_interval,
+            taken: 0,
+        }
+    }
+
+    /// How long to wait for the first record of a round: no longer than until the next
+    /// checkpoint is due.
+    fn wait(&self, now: Instant) -> Duration {
+        self.next.saturating_duration_since(now).min(Self::MAX_WAIT)
+    }
+
+    /// A round took `n` records.
+    fn took(&mut self, n: usize) {
+        self.taken += n;
+    }
+
+    /// Whether to checkpoint now; `per_batch`: the worker's checkpoints are store transactions.
+    fn due(&self, now: Instant, per_batch: bool) -> bool {
+        now >= self.next || (per_batch && self.taken >= self.max_batch)
+    }
+
+    /// A checkpoint was made at `now`.
+    fn checkpointed(&mut self, now: Instant) {
+        self.next = now + self.interval;
+        self.taken = 0;
+    }
+}
+
 /// The partitions whose position (`at`: processed or acknowledged) moved past what was
 /// committed; notes them as committed.
 fn take_positions(
@@ -1256,21 +1304,19 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
         failure: None,
         cfg: cfg.clone(),
     }));
-    let consumer: BaseConsumer<LoopContext<W>> = cfg
-        .kafka
-        .group_consumer(&cfg.group)
-        .create_with_context(LoopContext {
-            core: core.clone(),
-            worker: name.clone(),
-        })?;
+    let mut consumer_cfg = cfg.kafka.group_consumer(&cfg.group);
+    quirks.tune_consumer(&cfg.kafka, &mut consumer_cfg);
+    let consumer: BaseConsumer<LoopContext<W>> = consumer_cfg.create_with_context(LoopContext {
+        core: core.clone(),
+        worker: name.clone(),
+    })?;
     let subscription: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&subscription)?;
     tracing::info!(worker = %name, group = %cfg.group, topics = ?topics, "worker started");
 
     let result = (|| -> Result<(), RunError> {
         let mut idle_since = Instant::now();
-        let mut next_commit = Instant::now() + cfg.commit_interval;
-        let mut since_checkpoint = 0usize;
+        let mut cadence = Cadence::new(&cfg, Instant::now());
         while !shutdown.is_triggered() {
             if let Some(limit) = rejoin_when_idle {
                 if !lock(&core).assigned.is_empty() {
@@ -1285,9 +1331,7 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
             // Wait for the first record at most until the next commit is due; then take what
             // has arrived, without waiting, up to a round's worth.
             let mut taken = 0;
-            let mut wait = next_commit
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100));
+            let mut wait = cadence.wait(Instant::now());
             while taken < cfg.max_batch {
                 let Some(next) = consumer.poll(wait) else {
                     break;
@@ -1317,7 +1361,7 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
                     }
                 }
             }
-            since_checkpoint += taken;
+            cadence.took(taken);
             let mut c = lock(&core);
             if let Some(e) = c.failure.take() {
                 return Err(e);
@@ -1325,13 +1369,10 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
             for (topic, p, at) in c.refetches_due() {
                 consumer.seek(&topic, p, Offset::Offset(at), Duration::from_secs(10))?;
             }
-            let store_full = since_checkpoint >= cfg.max_batch
-                && !c.txn.enabled
-                && c.worker.checkpoints() == Checkpoints::State;
-            if store_full || Instant::now() >= next_commit {
+            let per_batch = !c.txn.enabled && c.worker.checkpoints() == Checkpoints::State;
+            if cadence.due(Instant::now(), per_batch) {
                 c.checkpoint(&consumer, Moment::Interval)?;
-                next_commit = Instant::now() + cfg.commit_interval;
-                since_checkpoint = 0;
+                cadence.checkpointed(Instant::now());
             }
             c.after_batch(false)?;
         }
@@ -1361,4 +1402,73 @@ pub fn run<W: Worker>(worker: W, cfg: LoopConfig, shutdown: &Shutdown) -> Result
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     Ok(core.worker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cadence(now: Instant) -> Cadence {
+        let mut cfg = LoopConfig::new(KafkaConfig::new("127.0.0.1:1"), "g");
+        cfg.commit_interval = Duration::from_millis(100);
+        cfg.max_batch = 1_000;
+        Cadence::new(&cfg, now)
+    }
+
+    #[test]
+    fn checkpoints_come_every_interval_however_many_records_arrive() {
+        let t0 = Instant::now();
+        let mut c = cadence(t0);
+        let ms = Duration::from_millis;
+        assert!(!c.due(t0, false));
+        // Far more than a batch, but the matcher's offsets-only checkpoints wait for the clock.
+        c.took(50_000);
+        assert!(!c.due(t0 + ms(99), false));
+        assert!(c.due(t0 + ms(100), false));
+        c.checkpointed(t0 + ms(103));
+        assert!(
+            !c.due(t0 + ms(150), false),
+            "the interval restarts at the checkpoint"
+        );
+        assert!(c.due(t0 + ms(203), false));
+        // A quiet loop still checkpoints on time: nothing taken, the clock alone.
+        c.checkpointed(t0 + ms(203));
+        assert!(c.due(t0 + ms(303), false));
+    }
+
+    #[test]
+    fn store_checkpoints_also_come_after_a_batch_of_records() {
+        let t0 = Instant::now();
+        let mut c = cadence(t0);
+        c.took(999);
+        assert!(!c.due(t0, true));
+        c.took(1);
+        assert!(
+            c.due(t0, true),
+            "max_batch records: a store transaction is due"
+        );
+        assert!(!c.due(t0, false), "but not an offsets-only checkpoint");
+        c.checkpointed(t0);
+        assert!(!c.due(t0, true), "the count restarts at the checkpoint");
+    }
+
+    #[test]
+    fn the_wait_for_input_ends_when_the_next_checkpoint_is_due() {
+        let t0 = Instant::now();
+        let c = cadence(t0);
+        assert_eq!(c.wait(t0), Duration::from_millis(100));
+        assert_eq!(
+            c.wait(t0 + Duration::from_millis(70)),
+            Duration::from_millis(30)
+        );
+        assert_eq!(c.wait(t0 + Duration::from_millis(500)), Duration::ZERO);
+        let mut slow = LoopConfig::new(KafkaConfig::new("127.0.0.1:1"), "g");
+        slow.commit_interval = Duration::from_secs(5);
+        let c = Cadence::new(&slow, t0);
+        assert_eq!(
+            c.wait(t0),
+            Cadence::MAX_WAIT,
+            "a quiet loop looks around often"
+        );
+    }
 }

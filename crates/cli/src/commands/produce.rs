@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use tradestream_codec::{avro, json};
 use tradestream_engine::{Instruments, Symbol};
@@ -183,9 +184,9 @@ pub fn produce(
     records: impl Iterator<Item = anyhow::Result<(String, String)>>,
     sent: &AtomicU64,
 ) -> anyhow::Result<()> {
-    let producer: ThreadedProducer<DefaultProducerContext> = kafka
+    let producer: ThreadedProducer<Deliveries> = kafka
         .producer()
-        .create()
+        .create_with_context(Deliveries::default())
         .context("cannot create the producer")?;
     let start = Instant::now();
     for (i, record) in records.enumerate() {
@@ -223,5 +224,37 @@ pub fn produce(
     producer
         .flush(Duration::from_secs(60))
         .context("orders were not all acknowledged")?;
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        let last = producer
+            .context()
+            .last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        bail!("{failed} records were not acknowledged by the broker (last error: {last})");
+    }
     Ok(())
+}
+
+/// Counts records the broker did not acknowledge: a producer that exits 0 wrote everything.
+#[derive(Debug, Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    last_error: std::sync::Mutex<String>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = e.to_string();
+            }
+        }
+    }
 }

@@ -200,15 +200,37 @@ pub fn produce_raw(addr: &str, key: Option<&[u8]>, records: &[(&str, i32, &[u8])
 /// `produce orders` in the background at `rate` orders/s (with `extra` arguments).
 pub fn spawn_producer(addr: &str, count: u64, seed: u64, rate: u64, extra: &[&str]) -> Proc {
     let (count, seed, rate) = (count.to_string(), seed.to_string(), rate.to_string());
+    let (log, log_path) = log_file("producer");
     let child = bin()
         .args(["produce", "orders", "--bootstrap-servers", addr])
         .args(["--count", &count, "--seed", &seed, "--rate", &rate])
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start producer");
-    Proc(child, None)
+    Proc(child, Some(log_path))
+}
+
+/// Waits for a producer started by [`spawn_producer`]; it must have written every order.
+pub fn producer_finished(producer: &mut Proc) {
+    let status = producer.0.wait().expect("producer exits");
+    assert!(
+        status.success(),
+        "the producer failed ({status}):\n{}",
+        matcher_log(producer)
+    );
+}
+
+/// A numbered log file for a child process under the test's temporary directory.
+fn log_file(what: &str) -> (std::fs::File, std::path::PathBuf) {
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{what}-{}-{n}.log", std::process::id()));
+    let log = std::fs::File::create(&path).expect("log file");
+    eprintln!("{what} {n} logs to {}", path.display());
+    (log, path)
 }
 
 pub fn run_ok(args: &[&str]) {
@@ -236,12 +258,7 @@ pub fn start_matcher_with(addr: &str, snapshot_every: u64, extra: &[&str]) -> Pr
 /// when idle on the embedded broker only); its log goes to a numbered file under the test's
 /// temporary directory.
 pub fn start_worker(worker: &str, addr: &str, extra: &[&str]) -> Proc {
-    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let log_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{worker}-{}-{n}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).expect("worker log file");
-    eprintln!("{worker} {n} logs to {}", log_path.display());
+    let (log, log_path) = log_file(worker);
     let mut cmd = bin();
     cmd.args([
         "run",

@@ -11,7 +11,7 @@
 //! | `tradestream_refetches_total` | counter | worker |
 //! | `tradestream_commits_total` | counter | worker |
 //! | `tradestream_transactions_aborted_total` | counter | worker (`exactly-once`: a transaction aborted and its input replayed) |
-//! | `tradestream_latency_seconds` | histogram | worker (record timestamp → outputs acknowledged and input committed) |
+//! | `tradestream_latency_seconds` | histogram | worker (record timestamp → the commit that follows its processing) |
 //! | `tradestream_consumer_lag` | gauge | worker, topic, partition (from librdkafka statistics) |
 //! | `tradestream_bad_timestamps_total` | counter | worker (commands rejected: `ts` too far from the record timestamp) |
 //! | `tradestream_watermark_clamped_total` | counter | worker, partition (event times ahead of the record timestamp, held back) |

@@ -189,7 +189,6 @@ pub(crate) fn restore(
     dlq_partitions: i32,
 ) -> Result<PartitionState, RestoreError> {
     let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.group, partition)?;
-    let (log_start, log_end) = reader.watermarks(&cfg.orders, partition)?;
     let (engine, next_offset, seq, dlq_from, output_hash) = match snapshot {
         Some((meta, bytes)) => {
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)
@@ -209,6 +208,10 @@ pub(crate) fn restore(
     for (t, topic) in topics.iter().enumerate() {
         tails[t] = tail(reader, cfg, topic, partition)?;
     }
+    // Read after the tails: every output in them was made from an order that was in the log
+    // when they were read. Read before, a live owner (the one this member takes over from, or a
+    // zombie) could have gone past the end in between, and that history would look foreign.
+    let (log_start, log_end) = reader.watermarks(&cfg.orders, partition)?;
     check_history(cfg, partition, next_offset, (log_start, log_end), &tails)?;
     let present = tails.map(|t| t.seq);
     let dead_lettered = last_dead_letter(reader, cfg, partition, dlq_from, dlq_partitions)?;

@@ -29,7 +29,9 @@ fn the_store_workers_refuse_exactly_once_by_flag_and_by_environment() {
         let (ok, stderr) = run(&[worker, "--guarantee", "exactly-once"], &[]);
         assert!(!ok, "{worker} accepted exactly-once");
         assert!(
-            stderr.contains(&format!("the {worker} cannot run with --guarantee exactly-once")),
+            stderr.contains(&format!(
+                "the {worker} cannot run with --guarantee exactly-once"
+            )),
             "{worker}: {stderr}"
         );
         assert!(stderr.contains("store write"), "{worker}: {stderr}");

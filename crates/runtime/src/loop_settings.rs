@@ -66,6 +66,9 @@ mod tests {
         run.guarantee = Guarantee::ExactlyOnce;
         let err = run.refuse_exactly_once("notifier", "because").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("notifier") && text.contains("because"), "{text}");
+        assert!(
+            text.contains("notifier") && text.contains("because"),
+            "{text}"
+        );
     }
 }

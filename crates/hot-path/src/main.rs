@@ -107,7 +107,7 @@ fn run(stage: Stage, records: &[Vec<u8>], instruments: &Instruments) -> Figures 
                     &mut buf,
                 );
                 hash = output_chain(hash, t, seq[t], &buf);
-                black_box(event.symbol.as_str().as_bytes());
+                black_box(event.symbol.as_bytes());
                 if stage == Stage::Headers {
                     let headers = Provenance {
                         source_topic: "orders",

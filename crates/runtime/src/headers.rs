@@ -42,19 +42,26 @@ impl Provenance<'_> {
         let o = self.source_offset;
         let offset = decimal(&mut offset, o < 0, o.unsigned_abs());
         let seq = decimal(&mut seq, false, self.seq);
-        with_text(&[
-            (SOURCE_TOPIC, self.source_topic),
+        [
+            (SOURCE_TOPIC, self.source_topic.as_bytes()),
             (SOURCE_PARTITION, partition),
             (SOURCE_OFFSET, offset),
             (SEQ, seq),
-            (WORKER, self.worker),
-        ])
+            (WORKER, self.worker.as_bytes()),
+        ]
+        .iter()
+        .fold(OwnedHeaders::new_with_capacity(5), |h, &(key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
     }
 }
 
-/// `n` (negated when `negative`) in decimal, written at the end of `buf` (20 bytes hold every
-/// `i64` and `u64`).
-fn decimal(buf: &mut [u8; 20], negative: bool, n: u64) -> &str {
+/// `n` (negated when `negative`) as decimal text, written at the end of `buf` (20 bytes hold
+/// every `i64` and `u64`).
+fn decimal(buf: &mut [u8; 20], negative: bool, n: u64) -> &[u8] {
     let mut rest = n;
     let mut at = buf.len();
     loop {
@@ -69,7 +76,7 @@ fn decimal(buf: &mut [u8; 20], negative: bool, n: u64) -> &str {
         at -= 1;
         buf[at] = b'-';
     }
-    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+    &buf[at..]
 }
 
 /// Record headers with these text values, in this order.
@@ -120,7 +127,10 @@ mod tests {
         ] {
             let mut buf = [0u8; 20];
             let magnitude = u64::try_from(n.unsigned_abs()).unwrap();
-            assert_eq!(decimal(&mut buf, n < 0, magnitude), n.to_string());
+            assert_eq!(
+                decimal(&mut buf, n < 0, magnitude),
+                n.to_string().as_bytes()
+            );
         }
     }
 

@@ -212,7 +212,7 @@ impl Matcher {
                 ctx.send_derived(
                     topics[t],
                     Some(p),
-                    Some(event.symbol.as_str().as_bytes()),
+                    Some(event.symbol.as_bytes()),
                     buf,
                     source,
                     seq,
@@ -391,7 +391,6 @@ impl Worker for Matcher {
 /// an explicit partition) would be matched in a second book.
 fn misrouted(cmd: &Command, partition: i32, partitions: i32) -> bool {
     let symbol = cmd.symbol();
-    let symbol = symbol.as_str();
     partitions > 0
         && !symbol.is_empty()
         && partition_for(symbol.as_bytes(), partitions) != partition

@@ -76,6 +76,86 @@ enum WireCommand {
     },
 }
 
+/// Every field a command can have, borrowed from the input: the fast path of
+/// [`decode_command`] (a string with escapes cannot be borrowed and takes the slow path). A line it reads as a complete command decodes exactly as through
+/// [`WireCommand`] (which buffers the object and allocates a `String` per field); anything else
+/// (an unknown type, a missing field, a field of the wrong type even where [`WireCommand`]
+/// ignores it, a duplicate) goes the slow way, which also words the error.
+#[derive(Deserialize)]
+struct FlatCommand<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(default)]
+    order_id: Option<&'a str>,
+    #[serde(default)]
+    account: Option<&'a str>,
+    #[serde(default)]
+    symbol: Option<&'a str>,
+    #[serde(default)]
+    side: Option<Side>,
+    #[serde(default)]
+    order_type: Option<OrderType>,
+    #[serde(default)]
+    price: Option<&'a str>,
+    #[serde(default)]
+    qty: Option<&'a str>,
+    #[serde(default)]
+    tif: Option<Tif>,
+    #[serde(default)]
+    post_only: bool,
+    #[serde(default)]
+    ts: Option<i64>,
+}
+
+impl FlatCommand<'_> {
+    /// The command, if this is a complete one of its type that converts without error (the
+    /// error is not worded for people: the slow path does that).
+    fn command(self, default_ts: i64) -> Result<Command, FieldError> {
+        let missing = |field: &'static str| (field, String::new());
+        let order_id = name(
+            "order_id",
+            self.order_id.ok_or(missing("order_id"))?,
+            OrderId::new,
+        )?;
+        let account = name(
+            "account",
+            self.account.ok_or(missing("account"))?,
+            Account::new,
+        )?;
+        let symbol = name("symbol", self.symbol.ok_or(missing("symbol"))?, Symbol::new)?;
+        let ts = self.ts.unwrap_or(default_ts);
+        Ok(match self.kind {
+            "new" => Command::New(NewOrder {
+                order_id,
+                account,
+                symbol,
+                side: self.side.ok_or(missing("side"))?,
+                order_type: self.order_type.ok_or(missing("order_type"))?,
+                price: self.price.map(|p| decimal("price", p)).transpose()?,
+                qty: decimal("qty", self.qty.ok_or(missing("qty"))?)?,
+                tif: self.tif.ok_or(missing("tif"))?,
+                post_only: self.post_only,
+                ts,
+            }),
+            "cancel" => Command::Cancel(CancelOrder {
+                order_id,
+                account,
+                symbol,
+                ts,
+            }),
+            "replace" => Command::Replace(ReplaceOrder {
+                order_id,
+                account,
+                symbol,
+                price: self.price.map(|p| decimal("price", p)).transpose()?,
+                qty: self.qty.map(|q| decimal("qty", q)).transpose()?,
+                ts,
+            }),
+            _ => return Err(missing("type")),
+        })
+    }
+}
+
 /// A field that failed to convert: its name and why.
 type FieldError = (&'static str, String);
 
@@ -151,6 +231,22 @@ fn convert(w: WireCommand, default_ts: i64) -> Result<Command, FieldError> {
 /// saying why.
 /// `default_ts` is used when the command has no `ts` (e.g. the Kafka record's timestamp).
 pub fn decode_command(bytes: &[u8], default_ts: i64) -> Command {
+    // An object only: serde would also read a struct from an array, which the slow path's
+    // tagged enum reads differently.
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if let Some(cmd) = object
+        .then(|| serde_json::from_slice::<FlatCommand<'_>>(bytes).ok())
+        .flatten()
+        .and_then(|flat| flat.command(default_ts).ok())
+    {
+        return cmd;
+    }
+    decode_command_tagged(bytes, default_ts)
+}
+
+/// [`decode_command`] without the fast path: through [`WireCommand`], which also words the
+/// errors.
+pub(crate) fn decode_command_tagged(bytes: &[u8], default_ts: i64) -> Command {
     let detail = match serde_json::from_slice::<WireCommand>(bytes) {
         Ok(w) => match convert(w, default_ts) {
             Ok(cmd) => return cmd,

@@ -5,7 +5,7 @@ use tradestream_engine::{
     Command, Decimal, Engine, Event, InstrumentSpec, Instruments, OrderType, Request, Side, Tif,
 };
 
-use crate::json::{decode_command, encode_event};
+use crate::json::{decode_command, decode_command_tagged, encode_event};
 
 fn instruments() -> Instruments {
     Instruments::new(&[InstrumentSpec {
@@ -279,6 +279,58 @@ fn cancel_and_replace_without_an_account_are_malformed() {
         assert!(
             detail.contains("missing field `account`"),
             "{line}: {detail}"
+        );
+    }
+}
+
+/// The fast path of `decode_command` (borrowed fields) decodes every line exactly as the tagged
+/// enum does, valid or not: the shipped sample, and lines that tempt it to differ.
+#[test]
+fn the_fast_json_path_decodes_as_the_tagged_enum_does() {
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../samples/orders.jsonl"
+    ))
+    .unwrap();
+    let new = r#""type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"buy","order_type":"limit","price":"100.50","qty":"2","tif":"gtc""#;
+    let cancel = r#""type":"cancel","order_id":"o-1","account":"a-1","symbol":"BTC-USD""#;
+    let replace = r#""type":"replace","order_id":"o-1","account":"a-1","symbol":"BTC-USD""#;
+    let tricky = [
+        format!("{{{new}}}"),
+        format!("  {{{new},\"ts\":5}}"),
+        format!("{{{new},\"ts\":null,\"post_only\":true}}"),
+        format!("{{{new},\"post_only\":null}}"),
+        format!("{{{new},\"ts\":1.5}}"),
+        format!("{{{new},\"ts\":\"5\"}}"),
+        format!("{{{new},\"price\":null}}"),
+        format!("{{{new},\"extra\":[1,2,{{}}]}}"),
+        format!("{{{new},\"order_id\":\"o-2\"}}"),
+        r#"{"type":"new","order_id":"o\u002d1","account":"a-1","symbol":"BTC-USD","side":"buy","order_type":"market","qty":"2","tif":"ioc"}"#.into(),
+        r#"{"type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"up","order_type":"limit","qty":"2","tif":"gtc"}"#.into(),
+        r#"{"type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"buy","order_type":"limit","qty":2,"tif":"gtc"}"#.into(),
+        r#"{"type":"new","order_id":"o-1","account":"a-1","symbol":"BTC-USD","side":"buy","order_type":"limit","tif":"gtc"}"#.into(),
+        format!("{{{cancel}}}"),
+        format!("{{{cancel},\"side\":\"sideways\",\"qty\":7,\"post_only\":\"x\"}}"),
+        format!("{{{cancel},\"ts\":12}}"),
+        r#"{"type":"cancel","order_id":"o-1","symbol":"BTC-USD"}"#.into(),
+        format!("{{{replace},\"price\":\"101\"}}"),
+        format!("{{{replace},\"qty\":\"1\",\"price\":null}}"),
+        format!("{{{replace},\"qty\":\"x\"}}"),
+        format!("{{{replace}}}"),
+        format!("{{\"type\":\"amend\",{}}}", &cancel[16..]),
+        format!("{{\"type\":7,{}}}", &cancel[18..]),
+        format!("{{\"order_id\":\"{}\",{}}}", "o".repeat(41), &new[new.find("\"account\"").unwrap()..]),
+        r#"["cancel","o-1","a-1","BTC-USD",null,null,null,null,null,null,false,3]"#.into(),
+        "{}".into(),
+        "{".into(),
+        "null".into(),
+        String::new(),
+    ];
+    for line in sample.lines().map(str::to_owned).chain(tricky) {
+        assert_eq!(
+            decode_command(line.as_bytes(), 99),
+            decode_command_tagged(line.as_bytes(), 99),
+            "{line}"
         );
     }
 }

@@ -126,6 +126,16 @@ macro_rules! name_newtype {
             pub fn as_str(&self) -> &str {
                 self.0.as_str()
             }
+
+            /// The identifier's bytes (no UTF-8 check, unlike [`Self::as_str`]).
+            pub fn as_bytes(&self) -> &[u8] {
+                self.0.as_bytes()
+            }
+
+            /// True for the empty identifier.
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
         }
 
         impl fmt::Debug for $ty {

@@ -32,19 +32,51 @@ pub struct Provenance<'a> {
 }
 
 impl Provenance<'_> {
-    /// The provenance as record headers (values as decimal text, readable with any tool).
+    /// The provenance as record headers (values as decimal text, readable with any tool). The
+    /// numbers are written into stack buffers: building the headers allocates nothing on the
+    /// Rust side (librdkafka copies each header into its own list).
     pub fn headers(&self) -> OwnedHeaders {
-        let partition = self.source_partition.to_string();
-        let offset = self.source_offset.to_string();
-        let seq = self.seq.to_string();
-        with_text(&[
-            (SOURCE_TOPIC, self.source_topic),
-            (SOURCE_PARTITION, &partition),
-            (SOURCE_OFFSET, &offset),
-            (SEQ, &seq),
-            (WORKER, self.worker),
-        ])
+        let (mut partition, mut offset, mut seq) = ([0u8; 20], [0u8; 20], [0u8; 20]);
+        let p = self.source_partition;
+        let partition = decimal(&mut partition, p < 0, p.unsigned_abs().into());
+        let o = self.source_offset;
+        let offset = decimal(&mut offset, o < 0, o.unsigned_abs());
+        let seq = decimal(&mut seq, false, self.seq);
+        [
+            (SOURCE_TOPIC, self.source_topic.as_bytes()),
+            (SOURCE_PARTITION, partition),
+            (SOURCE_OFFSET, offset),
+            (SEQ, seq),
+            (WORKER, self.worker.as_bytes()),
+        ]
+        .iter()
+        .fold(OwnedHeaders::new_with_capacity(5), |h, &(key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
     }
+}
+
+/// `n` (negated when `negative`) as decimal text, written at the end of `buf` (20 bytes hold
+/// every `i64` and `u64`).
+fn decimal(buf: &mut [u8; 20], negative: bool, n: u64) -> &[u8] {
+    let mut rest = n;
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 || at == 0 {
+            break;
+        }
+    }
+    if negative && at > 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
 }
 
 /// Record headers with these text values, in this order.
@@ -72,4 +104,50 @@ pub fn text<'a, H: Headers>(headers: &'a H, key: &str) -> Option<&'a str> {
 /// The integer value of header `key`, if present and numeric.
 pub fn number<H: Headers>(headers: &H, key: &str) -> Option<i64> {
     text(headers, key).and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for n in [
+            0,
+            7,
+            -1,
+            10,
+            -10,
+            1_234_567,
+            i128::from(i32::MIN),
+            i128::from(i32::MAX),
+            i128::from(i64::MIN),
+            i128::from(i64::MAX),
+            i128::from(u64::MAX),
+        ] {
+            let mut buf = [0u8; 20];
+            let magnitude = u64::try_from(n.unsigned_abs()).unwrap();
+            assert_eq!(
+                decimal(&mut buf, n < 0, magnitude),
+                n.to_string().as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn provenance_headers_carry_decimal_text() {
+        let headers = Provenance {
+            source_topic: "orders",
+            source_partition: 3,
+            source_offset: -1,
+            seq: u64::MAX,
+            worker: "matcher",
+        }
+        .headers();
+        assert_eq!(text(&headers, SOURCE_TOPIC), Some("orders"));
+        assert_eq!(text(&headers, SOURCE_PARTITION), Some("3"));
+        assert_eq!(text(&headers, SOURCE_OFFSET), Some("-1"));
+        assert_eq!(text(&headers, SEQ), Some("18446744073709551615"));
+        assert_eq!(text(&headers, WORKER), Some("matcher"));
+    }
 }

@@ -14,6 +14,7 @@
 //! - [`topics`]: creating the topics of topics.yaml and reporting drift.
 //! - [`worker`]: the consumer loop every worker runs, and the [`Worker`] trait it drives.
 //! - [`metrics`]: what the loop reports, and the Prometheus endpoint.
+//! - [`stats`]: workers' counters that list themselves ([`stats!`]).
 //! - [`registry`]: a Confluent-compatible schema registry client (register, look up by id).
 
 pub mod acks;
@@ -21,12 +22,14 @@ pub mod client;
 pub mod dead_letter;
 pub mod guarantee;
 pub mod headers;
+mod loop_settings;
 pub mod metrics;
 pub mod partition;
 pub mod partitioner;
 pub mod quirks;
 pub mod registry;
 pub mod shutdown;
+pub mod stats;
 pub mod topics;
 pub mod worker;
 
@@ -34,6 +37,7 @@ pub use client::KafkaConfig;
 pub use guarantee::Guarantee;
 pub use quirks::BrokerQuirks;
 pub use shutdown::Shutdown;
+pub use stats::Stats;
 pub use worker::{
     Checkpoints, Context, LoopConfig, Outcome, Position, Record, RunError, Worker, WorkerError,
 };

@@ -109,35 +109,6 @@ pub struct LoopConfig {
     pub transactional_id: Option<String>,
 }
 
-impl LoopConfig {
-    /// The loop settings of consumer group `group`, with the defaults below.
-    pub fn new(kafka: KafkaConfig, group: impl Into<String>) -> Self {
-        LoopConfig {
-            kafka,
-            group: group.into(),
-            dead_letters: "dead-letters".into(),
-            max_batch: default_max_batch(),
-            commit_interval: default_commit_interval(),
-            rejoin_when_idle: None,
-            quirks: BrokerQuirks::Auto,
-            guarantee: Guarantee::EffectivelyOnce,
-            transactional_id: None,
-        }
-    }
-}
-
-/// Kafka Streams commits every 100 ms under exactly-once: a crash replays at most that much,
-/// and `read_committed` readers see outputs within it.
-pub const fn default_commit_interval() -> Duration {
-    Duration::from_millis(100)
-}
-
-/// 2 000 records per round keep the clock, delivery reports and rebalances looked at often,
-/// and a store transaction of a [`Checkpoints::State`] worker small.
-pub const fn default_max_batch() -> usize {
-    2_000
-}
-
 /// How a worker's progress is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkpoints {

@@ -17,3 +17,5 @@
 pub mod candles;
 pub mod record;
 pub mod worker;
+
+pub use worker::{MarketData, MarketDataConfig, MarketDataStats, run};

@@ -13,12 +13,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use tradestream_codec::avro::{self, DecodedKind, Framing};
 use tradestream_runtime::dead_letter::Poison;
 use tradestream_runtime::{
-    Context, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Worker, WorkerError,
+    Context, KafkaConfig, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Stats, Worker,
+    WorkerError,
 };
 use tradestream_store::{Batch, CandleRow, Interval, OffsetRow, Store, StoreError, TopOfBookRow};
 
@@ -30,10 +31,11 @@ use crate::record;
 /// Settings of the market-data worker.
 #[derive(Debug, Clone)]
 pub struct MarketDataConfig {
+    /// The consumer loop. Its group is also the consumer name of the offsets in the store. Only
+    /// [`Guarantee::EffectivelyOnce`](tradestream_runtime::Guarantee): see [`Self::check`].
+    pub run: LoopConfig,
     /// Name in headers, logs and metrics.
     pub worker: String,
-    /// Consumer group; also the consumer name of the offsets in the store.
-    pub group: String,
     /// Input: fills, for candles.
     pub trades: String,
     /// Input: book deltas and top of book.
@@ -47,11 +49,21 @@ pub struct MarketDataConfig {
     pub max_watermark_lead_ms: i64,
 }
 
-impl Default for MarketDataConfig {
-    fn default() -> Self {
+impl MarketDataConfig {
+    /// The market-data worker's consumer group (`--group`).
+    pub const DEFAULT_GROUP: &'static str = "tradestream-market-data";
+
+    /// Defaults (topics.yaml names, lateness and lead), in group
+    /// [`DEFAULT_GROUP`](Self::DEFAULT_GROUP) on `kafka`.
+    pub fn new(kafka: KafkaConfig) -> Self {
+        Self::with_loop(LoopConfig::new(kafka, Self::DEFAULT_GROUP))
+    }
+
+    /// Defaults (topics.yaml names, lateness and lead) in the loop `run`.
+    pub fn with_loop(run: LoopConfig) -> Self {
         MarketDataConfig {
+            run,
             worker: "market-data".into(),
-            group: "tradestream-market-data".into(),
             trades: "trades".into(),
             market_data: "market-data".into(),
             candles: "candles".into(),
@@ -59,26 +71,40 @@ impl Default for MarketDataConfig {
             max_watermark_lead_ms: DEFAULT_MAX_WATERMARK_LEAD_MS,
         }
     }
+
+    /// Refuses what the worker cannot do: exactly-once. A batch is committed by its store write
+    /// (candles, tops, offsets and watermarks together), which a Kafka transaction cannot
+    /// include; a transaction aborted after the store write would lose the closed candles it
+    /// produced to the `candles` topic for good (the store says their trades are done).
+    pub fn check(&self) -> Result<(), RunError> {
+        self.run.refuse_exactly_once(
+            &self.worker,
+            "its batches are committed by the store write, which a Kafka transaction cannot \
+             include (the store is exactly-once without one); a transaction aborted after the \
+             store write would lose the batch's closed candles on the candles topic",
+        )
+    }
 }
 
-/// What the worker did.
-#[derive(Debug, Default)]
-pub struct MarketDataStats {
-    /// Input records.
-    pub records_in: AtomicU64,
-    /// Trades applied to candles.
-    pub trades: AtomicU64,
-    /// Candle rows written (after merging updates of one batch).
-    pub candles_stored: AtomicU64,
-    /// Closed candles produced to the `candles` topic.
-    pub candles_closed: AtomicU64,
-    /// Trades too late for at least their 1s candle.
-    pub late: AtomicU64,
-    /// Trades whose event time ran more than the allowed lead ahead of their record's broker
-    /// timestamp, so they moved the watermark only that far.
-    pub clamped: AtomicU64,
-    /// Records sent to dead letters.
-    pub dead_letters: AtomicU64,
+tradestream_runtime::stats! {
+    /// What the worker did.
+    pub struct MarketDataStats {
+        /// Input records.
+        records_in,
+        /// Trades applied to candles.
+        trades,
+        /// Candle rows written (after merging updates of one batch).
+        candles_stored,
+        /// Closed candles produced to the `candles` topic.
+        candles_closed,
+        /// Trades too late for at least their 1s candle.
+        late,
+        /// Trades whose event time ran more than the allowed lead ahead of their record's
+        /// broker timestamp, so they moved the watermark only that far.
+        clamped,
+        /// Records sent to dead letters.
+        dead_letters,
+    }
 }
 
 /// The market-data worker.
@@ -205,7 +231,7 @@ impl Worker for MarketData {
         partition: i32,
         _committed: i64,
     ) -> Result<i64, WorkerError> {
-        let stored = self.store.offset(&self.cfg.group, topic, partition)?;
+        let stored = self.store.offset(&self.cfg.run.group, topic, partition)?;
         if topic == self.cfg.trades {
             let mut builder = builder(&self.cfg, partition);
             if let Some(w) = stored.as_ref().and_then(|o| o.watermark_ms) {
@@ -254,7 +280,7 @@ impl Worker for MarketData {
         let offsets = positions
             .iter()
             .map(|p| OffsetRow {
-                consumer: self.cfg.group.clone(),
+                consumer: self.cfg.run.group.clone(),
                 topic: p.topic.clone(),
                 partition: p.partition,
                 next_offset: p.next_offset,
@@ -287,16 +313,17 @@ impl Worker for MarketData {
     }
 }
 
-/// Runs the market-data worker until `shutdown` is triggered or an error stops it. The loop's
-/// group is the worker's.
+/// Runs the market-data worker until `shutdown` is triggered or an error stops it; refuses a
+/// configuration [`MarketDataConfig::check`] refuses.
 pub fn run(
     cfg: MarketDataConfig,
-    mut run: LoopConfig,
     store: Box<dyn Store>,
     shutdown: &Shutdown,
     stats: Arc<MarketDataStats>,
 ) -> Result<(), RunError> {
-    run.group.clone_from(&cfg.group);
-    tradestream_runtime::worker::run(MarketData::new(cfg, store, stats), run, shutdown)?;
+    cfg.check()?;
+    let run = cfg.run.clone();
+    tradestream_runtime::worker::run(MarketData::new(cfg, store, stats.clone()), run, shutdown)?;
+    tracing::info!(stats = %stats.summary(), "market-data worker stopped");
     Ok(())
 }

@@ -135,22 +135,22 @@ fn matcher(
     suffix: &str,
 ) -> (Duration, u64) {
     let mut cfg = MatcherConfig::new(kafka.clone(), instruments);
-    cfg.group = format!("bench-matcher{suffix}");
-    cfg.guarantee = guarantee;
+    cfg.run.group = format!("bench-matcher{suffix}");
+    cfg.run.guarantee = guarantee;
     let [executions, trades, market_data, snapshots, dead_letters] =
         OUTPUTS.map(|t| format!("{t}{suffix}"));
     cfg.executions = executions;
     cfg.trades = trades;
     cfg.market_data = market_data;
     cfg.snapshots = snapshots;
-    cfg.dead_letters = dead_letters;
+    cfg.run.dead_letters = dead_letters;
     cfg.snapshot_every_records = 10_000;
     let shutdown = Shutdown::new();
     let stats = Arc::new(MatcherStats::default());
     let start = Instant::now();
     let handle = {
         let (shutdown, stats) = (shutdown.clone(), stats.clone());
-        std::thread::spawn(move || tradestream_matcher::run(cfg, shutdown, stats))
+        std::thread::spawn(move || tradestream_matcher::run(cfg, &shutdown, stats))
     };
     let deadline = start + Duration::from_secs(600);
     while stats.records_in.load(Ordering::Relaxed) < n && Instant::now() < deadline {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tradestream_engine::Instruments;
-use tradestream_runtime::{BrokerQuirks, Guarantee, KafkaConfig};
+use tradestream_runtime::{KafkaConfig, LoopConfig};
 
 /// How output records are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,10 +17,10 @@ pub enum OutputFormat {
 /// Everything the matcher needs to run.
 #[derive(Debug, Clone)]
 pub struct MatcherConfig {
-    /// Cluster connection.
-    pub kafka: KafkaConfig,
-    /// Consumer group; also the key prefix of snapshots.
-    pub group: String,
+    /// The consumer loop: cluster, consumer group (also the key prefix of snapshots), dead
+    /// letters, batch size, broker quirks, guarantee (both effectively-once and exactly-once are
+    /// supported; see [`Guarantee`](tradestream_runtime::Guarantee)).
+    pub run: LoopConfig,
     /// Input topic.
     pub orders: String,
     /// Order lifecycle events (and fills).
@@ -31,8 +31,6 @@ pub struct MatcherConfig {
     pub market_data: String,
     /// Compacted engine snapshots.
     pub snapshots: String,
-    /// Records that could not be decoded.
-    pub dead_letters: String,
     /// The instruments the engines trade.
     pub instruments: Instruments,
     /// Snapshot a partition after this many input records.
@@ -41,10 +39,6 @@ pub struct MatcherConfig {
     pub snapshot_every: Duration,
     /// A snapshot is written in chunks of at most this many bytes of engine state.
     pub snapshot_chunk_bytes: usize,
-    /// Most input records per round of the loop.
-    pub max_batch: usize,
-    /// How often progress is committed (see `LoopConfig::commit_interval`).
-    pub commit_interval: Duration,
     /// Input records larger than this go to dead letters (class `oversized`).
     pub max_record_bytes: usize,
     /// A command whose `ts` is further than this from its record's broker timestamp, either way,
@@ -55,61 +49,44 @@ pub struct MatcherConfig {
     pub format: OutputFormat,
     /// Worker name in provenance and dead-letter headers.
     pub worker: String,
-    /// Re-join the group after this long without any partition. `None`: what the broker's
-    /// quirks call for: never on Kafka, where a member without partitions is normal (more
-    /// members than partitions); 15 s on the embedded broker (tansu 0.6), which does not
-    /// rebalance when a member's session expires, so the partitions of a killed member stay
-    /// with it until another member joins.
-    pub rejoin_when_idle: Option<Duration>,
-    /// Which broker's quirks to work around (default: detected from the cluster id).
-    pub quirks: BrokerQuirks,
     /// Schema registry (`http://host:port`). With one, Avro outputs use Confluent framing with
     /// the ids the registry gives `engine_event.avsc` under `<topic>-value`, and a
     /// Confluent-framed order is checked against the registry: an id whose schema is not
     /// `order_command.avsc` makes it a dead letter. Without one, outputs use single-object
     /// encoding (no registry needed).
     pub schema_registry: Option<String>,
-    /// Effectively-once (any broker) or exactly-once (Kafka transactions); see
-    /// [`Guarantee`].
-    pub guarantee: Guarantee,
-    /// `transactional.id` under exactly-once (default: unique per process).
-    pub transactional_id: Option<String>,
 }
 
 impl MatcherConfig {
-    /// Defaults for the standard topic names (topics.yaml) and `instruments`.
+    /// The matcher's consumer group (`--group`).
+    pub const DEFAULT_GROUP: &'static str = "tradestream-matcher";
+
+    /// Defaults for the standard topic names (topics.yaml) and `instruments`, in group
+    /// [`DEFAULT_GROUP`](Self::DEFAULT_GROUP) on `kafka`.
     pub fn new(kafka: KafkaConfig, instruments: Instruments) -> Self {
+        Self::with_loop(LoopConfig::new(kafka, Self::DEFAULT_GROUP), instruments)
+    }
+
+    /// Defaults for the standard topic names (topics.yaml) and `instruments`, in the loop `run`.
+    pub fn with_loop(run: LoopConfig, instruments: Instruments) -> Self {
         MatcherConfig {
-            kafka,
-            group: default_group(),
+            run,
             orders: "orders".into(),
             executions: "executions".into(),
             trades: "trades".into(),
             market_data: "market-data".into(),
             snapshots: "matcher-snapshots".into(),
-            dead_letters: "dead-letters".into(),
             instruments,
             snapshot_every_records: default_snapshot_every_records(),
             snapshot_every: default_snapshot_every(),
             snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
-            max_batch: tradestream_runtime::worker::default_max_batch(),
-            commit_interval: tradestream_runtime::worker::default_commit_interval(),
             max_record_bytes: default_max_record_bytes(),
             max_clock_skew: Some(crate::timestamps::DEFAULT_MAX_CLOCK_SKEW),
             format: OutputFormat::Avro,
             worker: "matcher".into(),
-            rejoin_when_idle: None,
-            quirks: BrokerQuirks::Auto,
             schema_registry: None,
-            guarantee: Guarantee::EffectivelyOnce,
-            transactional_id: None,
         }
     }
-}
-
-/// The matcher's consumer group.
-fn default_group() -> String {
-    "tradestream-matcher".into()
 }
 
 /// Recovery replays at most this many records per partition; 10 000 keep restarts well under a

@@ -162,12 +162,12 @@ fn last_dead_letter(
     dlq_partitions: i32,
 ) -> Result<i64, ReadError> {
     let dlq_partition = partition % dlq_partitions;
-    let (low, _) = reader.watermarks(&cfg.dead_letters, dlq_partition)?;
+    let (low, _) = reader.watermarks(&cfg.run.dead_letters, dlq_partition)?;
     let mut last = -1;
     // Start well before `from`: a fetch starting inside a batch may skip the rest of it (see
     // `last_seq`); earlier records only lower nothing, the maximum is kept.
     let start = from.saturating_sub(10_000).max(low);
-    reader.read_to_end(&cfg.dead_letters, dlq_partition, start, |m| {
+    reader.read_to_end(&cfg.run.dead_letters, dlq_partition, start, |m| {
         let Some(h) = m.headers() else { return };
         let ours = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
             && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
@@ -188,7 +188,7 @@ pub(crate) fn restore(
     committed: i64,
     dlq_partitions: i32,
 ) -> Result<PartitionState, RestoreError> {
-    let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.group, partition)?;
+    let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.run.group, partition)?;
     let (engine, next_offset, seq, dlq_from, output_hash) = match snapshot {
         Some((meta, bytes)) => {
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)
@@ -254,11 +254,11 @@ fn check_history(
     let history = |message: String| RestoreError::History { partition, message };
     if next_offset < log_start {
         let from = if next_offset == 0 {
-            format!("there is no snapshot of group {}", cfg.group)
+            format!("there is no snapshot of group {}", cfg.run.group)
         } else {
             format!(
                 "the latest snapshot of group {} covers input up to offset {}",
-                cfg.group,
+                cfg.run.group,
                 next_offset - 1
             )
         };

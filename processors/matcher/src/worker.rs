@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tradestream_codec::{avro, json};
@@ -16,7 +16,7 @@ use tradestream_runtime::dead_letter::Poison;
 use tradestream_runtime::partitioner::partition_for;
 use tradestream_runtime::registry::{RegistryError, SchemaRegistry};
 use tradestream_runtime::{
-    Checkpoints, Context, LoopConfig, Outcome, Record, RunError, Shutdown, Worker, WorkerError,
+    Checkpoints, Context, Outcome, Record, RunError, Shutdown, Stats, Worker, WorkerError,
 };
 
 use crate::config::{MatcherConfig, OutputFormat};
@@ -24,29 +24,31 @@ use crate::restore::restore;
 use crate::state::{PartitionState, TRADES, chain, routes};
 use crate::timestamps;
 
-/// Counters the worker exposes (the demo and the tests read them; they also go to the log).
-#[derive(Debug, Default)]
-pub struct MatcherStats {
-    /// Input records consumed (including replays).
-    pub records_in: AtomicU64,
-    /// Output records produced (after dedup).
-    pub records_out: AtomicU64,
-    /// Trades produced.
-    pub trades: AtomicU64,
-    /// Records sent to dead letters.
-    pub dead_letters: AtomicU64,
-    /// Input records processed again after a restore (already processed before the restart).
-    pub replayed: AtomicU64,
-    /// Outputs regenerated during replay and not produced again because the topic had them.
-    pub deduplicated: AtomicU64,
-    /// Snapshots written.
-    pub snapshots: AtomicU64,
-    /// Partitions restored.
-    pub restores: AtomicU64,
-    /// Commands rejected because their `ts` was outside the window around the broker timestamp.
-    pub bad_timestamps: AtomicU64,
-    /// Commands applied unchecked because their record had no broker timestamp.
-    pub unchecked_timestamps: AtomicU64,
+tradestream_runtime::stats! {
+    /// Counters the worker exposes (the demo and the tests read them; they also go to the log).
+    pub struct MatcherStats {
+        /// Input records consumed (including replays).
+        records_in,
+        /// Output records produced (after dedup).
+        records_out,
+        /// Trades produced.
+        trades,
+        /// Records sent to dead letters.
+        dead_letters,
+        /// Input records processed again after a restore (already processed before the restart).
+        replayed,
+        /// Outputs regenerated during replay and not produced again because the topic had them.
+        deduplicated,
+        /// Snapshots written.
+        snapshots,
+        /// Partitions restored.
+        restores,
+        /// Commands rejected because their `ts` was outside the window around the broker
+        /// timestamp.
+        bad_timestamps,
+        /// Commands applied unchecked because their record had no broker timestamp.
+        unchecked_timestamps,
+    }
 }
 
 /// The matcher: one engine per assigned `orders` partition.
@@ -213,7 +215,7 @@ impl Matcher {
                 ctx.send_derived(
                     topics[t],
                     Some(p),
-                    Some(event.symbol.as_str().as_bytes()),
+                    Some(event.symbol.as_bytes()),
                     buf,
                     source,
                     seq,
@@ -250,17 +252,22 @@ impl Matcher {
             // Dead letters of later input land after this end: a restore looks for them there.
             let (_, dlq_end) = ctx
                 .reader()
-                .watermarks(&self.cfg.dead_letters, dlq_partition)?;
+                .watermarks(&self.cfg.run.dead_letters, dlq_partition)?;
             let Some(state) = self.partitions.get_mut(&p) else {
                 continue;
             };
             let records = state
-                .snapshot_chunks(&self.cfg.group, p, dlq_end, self.cfg.snapshot_chunk_bytes)
+                .snapshot_chunks(
+                    &self.cfg.run.group,
+                    p,
+                    dlq_end,
+                    self.cfg.snapshot_chunk_bytes,
+                )
                 .into_iter()
                 .map(|chunk| {
                     // One key per chunk: compaction keeps the latest record per key, and every
                     // chunk of the latest snapshot must survive it.
-                    let key = format!("{}/{p}/{}", self.cfg.group, chunk.chunk);
+                    let key = format!("{}/{p}/{}", self.cfg.run.group, chunk.chunk);
                     (key, chunk.encode())
                 })
                 .collect();
@@ -432,7 +439,6 @@ impl Worker for Matcher {
 /// an explicit partition) would be matched in a second book.
 fn misrouted(cmd: &Command, partition: i32, partitions: i32) -> bool {
     let symbol = cmd.symbol();
-    let symbol = symbol.as_str();
     partitions > 0
         && !symbol.is_empty()
         && partition_for(symbol.as_bytes(), partitions) != partition
@@ -442,30 +448,13 @@ fn misrouted(cmd: &Command, partition: i32, partitions: i32) -> bool {
 /// flushes, commits and snapshots every partition before leaving the group.
 pub fn run(
     cfg: MatcherConfig,
-    shutdown: Shutdown,
+    shutdown: &Shutdown,
     stats: Arc<MatcherStats>,
 ) -> Result<(), RunError> {
-    let loop_cfg = LoopConfig {
-        kafka: cfg.kafka.clone(),
-        group: cfg.group.clone(),
-        dead_letters: cfg.dead_letters.clone(),
-        max_batch: cfg.max_batch,
-        commit_interval: cfg.commit_interval,
-        rejoin_when_idle: cfg.rejoin_when_idle,
-        quirks: cfg.quirks,
-        guarantee: cfg.guarantee,
-        transactional_id: cfg.transactional_id.clone(),
-    };
+    let run = cfg.run.clone();
     let matcher = Matcher::new(cfg, stats.clone()).map_err(RunError::Worker)?;
-    tradestream_runtime::worker::run(matcher, loop_cfg, &shutdown)?;
-    tracing::info!(
-        records_in = stats.records_in.load(Ordering::Relaxed),
-        records_out = stats.records_out.load(Ordering::Relaxed),
-        dead_letters = stats.dead_letters.load(Ordering::Relaxed),
-        replayed = stats.replayed.load(Ordering::Relaxed),
-        deduplicated = stats.deduplicated.load(Ordering::Relaxed),
-        "matcher stopped"
-    );
+    tradestream_runtime::worker::run(matcher, run, shutdown)?;
+    tracing::info!(stats = %stats.summary(), "matcher stopped");
     Ok(())
 }
 

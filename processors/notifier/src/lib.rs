@@ -15,3 +15,5 @@
 pub mod notify;
 pub mod record;
 pub mod worker;
+
+pub use worker::{Notifier, NotifierConfig, NotifierStats, run};

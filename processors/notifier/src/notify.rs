@@ -23,7 +23,7 @@
 //!   which could tell the wrong account.
 //! - `rejected` with an empty `account` → **nothing**: nobody can be told (a malformed command
 //!   without a readable account, or a record written before the engine named the sender of
-//!   every refused command). [`Notifier`] counts these as unaddressed for the worker's
+//!   every refused command). [`NotificationRules`] counts these as unaddressed for the worker's
 //!   metrics.
 //! - `book_delta` and `top_of_book` never appear on `executions`: nothing.
 //!
@@ -230,12 +230,12 @@ fn past_tense(side: Side) -> &'static str {
 /// [`notifications`] with a count of the executions nobody could be told about (rejections
 /// without an account), for the worker's metrics.
 #[derive(Debug, Default)]
-pub struct Notifier {
+pub struct NotificationRules {
     unaddressed: u64,
 }
 
-impl Notifier {
-    /// A notifier with a zero count.
+impl NotificationRules {
+    /// The rules with a zero count.
     pub fn new() -> Self {
         Self::default()
     }

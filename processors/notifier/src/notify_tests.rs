@@ -332,7 +332,7 @@ fn rejections_tell_the_account_the_engine_names() {
         )]
     );
     // None of them is unaddressed.
-    let mut n = Notifier::new();
+    let mut n = NotificationRules::new();
     for e in [&off_tick, &malformed, &replace, &not_owner] {
         assert_eq!(n.notify(e).len(), 1);
     }
@@ -351,7 +351,7 @@ fn rejections_without_an_account_are_unaddressed() {
         "malformed",
         Some("expected value"),
     ));
-    let mut n = Notifier::new();
+    let mut n = NotificationRules::new();
     for e in [&unknown, &unreadable] {
         assert!(notifications(e).is_empty());
         assert!(n.notify(e).is_empty());

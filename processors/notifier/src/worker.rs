@@ -17,77 +17,102 @@
 //! one per account (and a self-match one combined notification).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use tradestream_codec::avro::{self, Framing};
 use tradestream_runtime::dead_letter::Poison;
 use tradestream_runtime::{
-    Context, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Worker, WorkerError,
+    Context, KafkaConfig, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Stats, Worker,
+    WorkerError,
 };
 use tradestream_store::{Batch, OffsetRow, Store};
 
-use crate::notify::Notifier as Rules;
+use crate::notify::NotificationRules;
 use crate::record;
 
 /// Settings of the notifier.
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
+    /// The consumer loop. Its group is also the consumer name of the offsets in the store. Only
+    /// [`Guarantee::EffectivelyOnce`](tradestream_runtime::Guarantee): see [`Self::check`].
+    pub run: LoopConfig,
     /// Name in headers, logs and metrics.
     pub worker: String,
-    /// Consumer group; also the consumer name of the offsets in the store.
-    pub group: String,
     /// Input.
     pub executions: String,
     /// Output.
     pub notifications: String,
 }
 
-impl Default for NotifierConfig {
-    fn default() -> Self {
+impl NotifierConfig {
+    /// The notifier's consumer group (`--group`).
+    pub const DEFAULT_GROUP: &'static str = "tradestream-notifier";
+
+    /// Defaults (topics.yaml names), in group [`DEFAULT_GROUP`](Self::DEFAULT_GROUP) on `kafka`.
+    pub fn new(kafka: KafkaConfig) -> Self {
+        Self::with_loop(LoopConfig::new(kafka, Self::DEFAULT_GROUP))
+    }
+
+    /// Defaults (topics.yaml names) in the loop `run`.
+    pub fn with_loop(run: LoopConfig) -> Self {
         NotifierConfig {
+            run,
             worker: "notifier".into(),
-            group: "tradestream-notifier".into(),
             executions: "executions".into(),
             notifications: "notifications".into(),
         }
     }
+
+    /// Refuses what the notifier cannot do: exactly-once. A batch is committed by its store
+    /// write (rows and offsets together), which a Kafka transaction cannot include; a
+    /// transaction aborted after the store write would lose the batch's notifications on the
+    /// `notifications` topic for good (the store says their executions are done).
+    pub fn check(&self) -> Result<(), RunError> {
+        self.run.refuse_exactly_once(
+            &self.worker,
+            "its batches are committed by the store write, which a Kafka transaction cannot \
+             include (the store is exactly-once without one); a transaction aborted after the \
+             store write would lose the batch's notifications on the notifications topic",
+        )
+    }
 }
 
-/// What the notifier did.
-#[derive(Debug, Default)]
-pub struct NotifierStats {
-    /// Input records.
-    pub records_in: AtomicU64,
-    /// Notifications produced and stored.
-    pub notifications: AtomicU64,
-    /// Records sent to dead letters.
-    pub dead_letters: AtomicU64,
+tradestream_runtime::stats! {
+    /// What the notifier did.
+    pub struct NotifierStats {
+        /// Input records.
+        records_in,
+        /// Notifications produced and stored.
+        notifications,
+        /// Records sent to dead letters.
+        dead_letters,
+    }
 }
 
 /// The notifier.
 #[derive(Debug)]
-pub struct NotifierWorker {
+pub struct Notifier {
     cfg: NotifierConfig,
     store: Box<dyn Store>,
-    rules: Rules,
+    rules: NotificationRules,
     batch: Batch,
     stats: Arc<NotifierStats>,
 }
 
-impl NotifierWorker {
+impl Notifier {
     /// A notifier writing to `store`.
     pub fn new(cfg: NotifierConfig, store: Box<dyn Store>, stats: Arc<NotifierStats>) -> Self {
-        NotifierWorker {
+        Notifier {
             cfg,
             store,
-            rules: Rules::new(),
+            rules: NotificationRules::new(),
             batch: Batch::default(),
             stats,
         }
     }
 }
 
-impl Worker for NotifierWorker {
+impl Worker for Notifier {
     fn name(&self) -> &str {
         &self.cfg.worker
     }
@@ -103,7 +128,9 @@ impl Worker for NotifierWorker {
         partition: i32,
         _committed: i64,
     ) -> Result<i64, WorkerError> {
-        Ok(self.store.resume_at(&self.cfg.group, topic, partition)?)
+        Ok(self
+            .store
+            .resume_at(&self.cfg.run.group, topic, partition)?)
     }
 
     fn process(
@@ -141,7 +168,7 @@ impl Worker for NotifierWorker {
     ) -> Result<(), WorkerError> {
         self.batch.offsets = positions
             .iter()
-            .map(|p| OffsetRow::at(&self.cfg.group, &p.topic, p.partition, p.next_offset))
+            .map(|p| OffsetRow::at(&self.cfg.run.group, &p.topic, p.partition, p.next_offset))
             .collect();
         self.store.write(&self.batch)?;
         self.stats
@@ -152,16 +179,17 @@ impl Worker for NotifierWorker {
     }
 }
 
-/// Runs the notifier until `shutdown` is triggered or an error stops it. The loop's group is
-/// the notifier's.
+/// Runs the notifier until `shutdown` is triggered or an error stops it; refuses a
+/// configuration [`NotifierConfig::check`] refuses.
 pub fn run(
     cfg: NotifierConfig,
-    mut run: LoopConfig,
     store: Box<dyn Store>,
     shutdown: &Shutdown,
     stats: Arc<NotifierStats>,
 ) -> Result<(), RunError> {
-    run.group.clone_from(&cfg.group);
-    tradestream_runtime::worker::run(NotifierWorker::new(cfg, store, stats), run, shutdown)?;
+    cfg.check()?;
+    let run = cfg.run.clone();
+    tradestream_runtime::worker::run(Notifier::new(cfg, store, stats.clone()), run, shutdown)?;
+    tracing::info!(stats = %stats.summary(), "notifier stopped");
     Ok(())
 }

@@ -24,9 +24,9 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use tradestream_loadgen::{FlowConfig, OrderFlow};
 use tradestream_matcher::{MatcherConfig, MatcherStats};
 use tradestream_runtime::partition::PartitionReader;
-use tradestream_runtime::{KafkaConfig, LoopConfig, Shutdown};
+use tradestream_runtime::{KafkaConfig, Shutdown};
 use tradestream_store::{StoreUri, open};
-use tradestream_trade_recorder::worker::{RecorderConfig, RecorderStats};
+use tradestream_trade_recorder::{TradeRecorderConfig, TradeRecorderStats};
 
 /// Produces `n` orders; returns when all are acknowledged.
 fn produce(kafka: &KafkaConfig, instruments: &tradestream_engine::Instruments, n: u64) {
@@ -88,13 +88,13 @@ fn main() {
 
     // 1. The matcher.
     let mut cfg = MatcherConfig::new(kafka.clone(), instruments);
-    cfg.group = "bench-matcher".into();
+    cfg.run.group = "bench-matcher".into();
     let shutdown = Shutdown::new();
     let stats = Arc::new(MatcherStats::default());
     let start = Instant::now();
     let handle = {
         let (shutdown, stats) = (shutdown.clone(), stats.clone());
-        std::thread::spawn(move || tradestream_matcher::run(cfg, shutdown, stats))
+        std::thread::spawn(move || tradestream_matcher::run(cfg, &shutdown, stats))
     };
     finish(
         n,
@@ -125,21 +125,13 @@ fn main() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let store = open(&StoreUri::Sqlite(path.clone())).expect("store");
-    let run = LoopConfig::new(kafka.clone(), String::new());
+    let cfg = TradeRecorderConfig::new(kafka.clone());
     let shutdown = Shutdown::new();
-    let stats = Arc::new(RecorderStats::default());
+    let stats = Arc::new(TradeRecorderStats::default());
     let start = Instant::now();
     let handle = {
         let (shutdown, stats) = (shutdown.clone(), stats.clone());
-        std::thread::spawn(move || {
-            tradestream_trade_recorder::worker::run(
-                RecorderConfig::default(),
-                run,
-                store,
-                &shutdown,
-                stats,
-            )
-        })
+        std::thread::spawn(move || tradestream_trade_recorder::run(cfg, store, &shutdown, stats))
     };
     finish(
         records,

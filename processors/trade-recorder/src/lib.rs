@@ -11,3 +11,5 @@
 
 pub mod fold;
 pub mod worker;
+
+pub use worker::{TradeRecorder, TradeRecorderConfig, TradeRecorderStats, run};

@@ -9,12 +9,13 @@
 //! replay after a crash (its headers name the same source offset).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use tradestream_codec::avro::{self, DecodedKind};
 use tradestream_runtime::dead_letter::Poison;
 use tradestream_runtime::{
-    Context, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Worker, WorkerError,
+    Context, KafkaConfig, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Stats, Worker,
+    WorkerError,
 };
 use tradestream_store::{Batch, OffsetRow, Store, StoreError};
 
@@ -22,56 +23,84 @@ use crate::fold::{OrderFold, trade_row};
 
 /// Settings of the trade recorder.
 #[derive(Debug, Clone)]
-pub struct RecorderConfig {
+pub struct TradeRecorderConfig {
+    /// The consumer loop. Its group is also the consumer name of the offsets in the store. Only
+    /// [`Guarantee::EffectivelyOnce`](tradestream_runtime::Guarantee): see [`Self::check`].
+    pub run: LoopConfig,
     /// Name in headers, logs and metrics.
     pub worker: String,
-    /// Consumer group; also the consumer name of the offsets in the store.
-    pub group: String,
     /// Input: fills.
     pub trades: String,
     /// Input: order lifecycle.
     pub executions: String,
 }
 
-impl Default for RecorderConfig {
-    fn default() -> Self {
-        RecorderConfig {
+impl TradeRecorderConfig {
+    /// The trade recorder's consumer group (`--group`).
+    pub const DEFAULT_GROUP: &'static str = "tradestream-trade-recorder";
+
+    /// Defaults (topics.yaml names), in group [`DEFAULT_GROUP`](Self::DEFAULT_GROUP) on `kafka`.
+    pub fn new(kafka: KafkaConfig) -> Self {
+        Self::with_loop(LoopConfig::new(kafka, Self::DEFAULT_GROUP))
+    }
+
+    /// Defaults (topics.yaml names) in the loop `run`.
+    pub fn with_loop(run: LoopConfig) -> Self {
+        TradeRecorderConfig {
+            run,
             worker: "trade-recorder".into(),
-            group: "tradestream-trade-recorder".into(),
             trades: "trades".into(),
             executions: "executions".into(),
         }
     }
+
+    /// Refuses what the recorder cannot do: exactly-once. A batch is committed by its store
+    /// write (rows and offsets together), which a Kafka transaction cannot include; the store
+    /// is exactly-once without one, and a transaction aborted after the store write would lose
+    /// the batch's dead letters for good (the store says their input is done).
+    pub fn check(&self) -> Result<(), RunError> {
+        self.run.refuse_exactly_once(
+            &self.worker,
+            "its batches are committed by the store write, which a Kafka transaction cannot \
+             include (the store is exactly-once without one); a transaction aborted after the \
+             store write would lose the batch's dead letters",
+        )
+    }
 }
 
-/// What the recorder did (the demo and tests read these).
-#[derive(Debug, Default)]
-pub struct RecorderStats {
-    /// Input records.
-    pub records_in: AtomicU64,
-    /// Trade rows written (each trade once, counted when its batch is in the store).
-    pub trades_stored: AtomicU64,
-    /// Order-state rows written.
-    pub orders_stored: AtomicU64,
-    /// Records sent to dead letters.
-    pub dead_letters: AtomicU64,
-    /// Batches written.
-    pub batches: AtomicU64,
+tradestream_runtime::stats! {
+    /// What the recorder did (the demo and tests read these).
+    pub struct TradeRecorderStats {
+        /// Input records.
+        records_in,
+        /// Trade rows written (each trade once, counted when its batch is in the store).
+        trades_stored,
+        /// Order-state rows written.
+        orders_stored,
+        /// Records sent to dead letters.
+        dead_letters,
+        /// Batches written.
+        batches,
+    }
 }
 
 /// The trade recorder.
 #[derive(Debug)]
 pub struct TradeRecorder {
-    cfg: RecorderConfig,
+    cfg: TradeRecorderConfig,
     store: Box<dyn Store>,
     fold: OrderFold,
     batch: Batch,
-    stats: Arc<RecorderStats>,
+    stats: Arc<TradeRecorderStats>,
 }
 
 impl TradeRecorder {
     /// A recorder writing to `store`.
-    pub fn new(cfg: RecorderConfig, store: Box<dyn Store>, stats: Arc<RecorderStats>) -> Self {
+    pub fn new(
+        cfg: TradeRecorderConfig,
+        store: Box<dyn Store>,
+        stats: Arc<TradeRecorderStats>,
+    ) -> Self {
         TradeRecorder {
             cfg,
             store,
@@ -123,7 +152,9 @@ impl Worker for TradeRecorder {
         partition: i32,
         _committed: i64,
     ) -> Result<i64, WorkerError> {
-        Ok(self.store.resume_at(&self.cfg.group, topic, partition)?)
+        Ok(self
+            .store
+            .resume_at(&self.cfg.run.group, topic, partition)?)
     }
 
     fn process(
@@ -163,7 +194,7 @@ impl Worker for TradeRecorder {
         _ctx: &mut Context<'_>,
         positions: &[Position],
     ) -> Result<(), WorkerError> {
-        self.batch.offsets = offset_rows(&self.cfg.group, positions);
+        self.batch.offsets = offset_rows(&self.cfg.run.group, positions);
         self.store.write(&self.batch)?;
         self.fold.evict_terminal();
         let s = &self.stats;
@@ -190,16 +221,17 @@ pub fn offset_rows(consumer: &str, positions: &[Position]) -> Vec<OffsetRow> {
         .collect()
 }
 
-/// Runs the trade recorder until `shutdown` is triggered or an error stops it. The loop's group
-/// is the recorder's.
+/// Runs the trade recorder until `shutdown` is triggered or an error stops it; refuses a
+/// configuration [`TradeRecorderConfig::check`] refuses.
 pub fn run(
-    cfg: RecorderConfig,
-    mut run: LoopConfig,
+    cfg: TradeRecorderConfig,
     store: Box<dyn Store>,
     shutdown: &Shutdown,
-    stats: Arc<RecorderStats>,
+    stats: Arc<TradeRecorderStats>,
 ) -> Result<(), RunError> {
-    run.group.clone_from(&cfg.group);
-    tradestream_runtime::worker::run(TradeRecorder::new(cfg, store, stats), run, shutdown)?;
+    cfg.check()?;
+    let run = cfg.run.clone();
+    tradestream_runtime::worker::run(TradeRecorder::new(cfg, store, stats.clone()), run, shutdown)?;
+    tracing::info!(stats = %stats.summary(), "trade recorder stopped");
     Ok(())
 }

@@ -21,11 +21,11 @@ use tradestream_matcher::MatcherStats;
 use tradestream_runtime::partition::PartitionReader;
 use tradestream_runtime::{KafkaConfig, Shutdown};
 
-use tradestream_market_data::worker::{MarketDataConfig, MarketDataStats};
-use tradestream_notifier::worker::{NotifierConfig, NotifierStats};
-use tradestream_runtime::{BrokerQuirks, LoopConfig};
+use tradestream_market_data::{MarketDataConfig, MarketDataStats};
+use tradestream_notifier::{NotifierConfig, NotifierStats};
+use tradestream_runtime::LoopConfig;
 use tradestream_store::StoreUri;
-use tradestream_trade_recorder::worker::{RecorderConfig, RecorderStats};
+use tradestream_trade_recorder::{TradeRecorderConfig, TradeRecorderStats};
 
 use super::produce::{self, Format};
 use super::query::StoreArgs;
@@ -65,7 +65,7 @@ pub struct DemoArgs {
 /// The downstream workers, each on a thread of its own.
 struct Downstream {
     shutdown: Shutdown,
-    recorder: Arc<RecorderStats>,
+    recorder: Arc<TradeRecorderStats>,
     market: Arc<MarketDataStats>,
     notifier: Arc<NotifierStats>,
     threads: Vec<std::thread::JoinHandle<Result<(), tradestream_runtime::RunError>>>,
@@ -74,43 +74,25 @@ struct Downstream {
 impl Downstream {
     fn start(kafka: &KafkaConfig, store: &StoreArgs, run_id: &str) -> anyhow::Result<Self> {
         let shutdown = Shutdown::new();
-        let loop_cfg = LoopConfig {
-            kafka: kafka.clone(),
-            group: String::new(),
-            dead_letters: "dead-letters".into(),
-            max_batch: 2_000,
-            commit_interval: tradestream_runtime::worker::default_commit_interval(),
-            rejoin_when_idle: None,
-            quirks: BrokerQuirks::Auto,
-            guarantee: tradestream_runtime::Guarantee::EffectivelyOnce,
-            transactional_id: None,
+        let run = |name: &str| {
+            LoopConfig::new(kafka.clone(), format!("tradestream-demo-{name}-{run_id}"))
         };
-        let group = |name: &str| format!("tradestream-demo-{name}-{run_id}");
         let (recorder, market, notifier) = Default::default();
         let threads = vec![
             spawn("trade-recorder", &shutdown, {
-                let cfg = RecorderConfig {
-                    group: group("trade-recorder"),
-                    ..RecorderConfig::default()
-                };
-                let (run, store, stats) = (loop_cfg.clone(), store.open()?, Arc::clone(&recorder));
-                move |stop| tradestream_trade_recorder::worker::run(cfg, run, store, stop, stats)
+                let cfg = TradeRecorderConfig::with_loop(run("trade-recorder"));
+                let (store, stats) = (store.open()?, Arc::clone(&recorder));
+                move |stop| tradestream_trade_recorder::run(cfg, store, stop, stats)
             })?,
             spawn("market-data", &shutdown, {
-                let cfg = MarketDataConfig {
-                    group: group("market-data"),
-                    ..MarketDataConfig::default()
-                };
-                let (run, store, stats) = (loop_cfg.clone(), store.open()?, Arc::clone(&market));
-                move |stop| tradestream_market_data::worker::run(cfg, run, store, stop, stats)
+                let cfg = MarketDataConfig::with_loop(run("market-data"));
+                let (store, stats) = (store.open()?, Arc::clone(&market));
+                move |stop| tradestream_market_data::run(cfg, store, stop, stats)
             })?,
             spawn("notifier", &shutdown, {
-                let cfg = NotifierConfig {
-                    group: group("notifier"),
-                    ..NotifierConfig::default()
-                };
-                let (run, store, stats) = (loop_cfg, store.open()?, Arc::clone(&notifier));
-                move |stop| tradestream_notifier::worker::run(cfg, run, store, stop, stats)
+                let cfg = NotifierConfig::with_loop(run("notifier"));
+                let (store, stats) = (store.open()?, Arc::clone(&notifier));
+                move |stop| tradestream_notifier::run(cfg, store, stop, stats)
             })?,
         ];
         Ok(Downstream {
@@ -266,13 +248,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let shutdown = Shutdown::new();
     let stats = Arc::new(MatcherStats::default());
-    let mut cfg = tradestream_matcher::MatcherConfig::new(kafka.clone(), instruments.clone());
-    cfg.group = "tradestream-demo-matcher".into();
+    let cfg = tradestream_matcher::MatcherConfig::with_loop(
+        LoopConfig::new(kafka.clone(), "tradestream-demo-matcher"),
+        instruments.clone(),
+    );
     let matcher = {
         let (shutdown, stats) = (shutdown.clone(), stats.clone());
         std::thread::Builder::new()
             .name("matcher".into())
-            .spawn(move || tradestream_matcher::run(cfg, shutdown, stats))?
+            .spawn(move || tradestream_matcher::run(cfg, &shutdown, stats))?
     };
 
     let started = Instant::now();

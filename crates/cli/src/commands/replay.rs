@@ -100,7 +100,7 @@ pub fn run(cmd: &ReplayCommand) -> anyhow::Result<()> {
         &cfg.trades,
         &cfg.market_data,
         &cfg.snapshots,
-        &cfg.dead_letters,
+        &cfg.run.dead_letters,
     ]
     .into_iter()
     .map(|t| {
@@ -122,20 +122,20 @@ pub fn run(cmd: &ReplayCommand) -> anyhow::Result<()> {
         reader.read_to_end(&cfg.orders, p, 0, |_| orders += 1)?;
     }
 
-    cfg.group = format!("tradestream-replay-{}", args.suffix);
+    cfg.run.group = format!("tradestream-replay-{}", args.suffix);
     cfg.worker = format!("matcher-replay-{}", args.suffix);
     for topic in [
         &mut cfg.executions,
         &mut cfg.trades,
         &mut cfg.market_data,
         &mut cfg.snapshots,
-        &mut cfg.dead_letters,
+        &mut cfg.run.dead_letters,
     ] {
         *topic = shadow(topic, &args.suffix);
     }
     eprintln!(
         "replaying {orders} orders into *.{} (group {})",
-        args.suffix, cfg.group
+        args.suffix, cfg.run.group
     );
     let stop = shutdown_on_signals()?;
     let shutdown = Shutdown::new();
@@ -145,7 +145,7 @@ pub fn run(cmd: &ReplayCommand) -> anyhow::Result<()> {
         let (shutdown, stats) = (shutdown.clone(), stats.clone());
         std::thread::Builder::new()
             .name("replay".into())
-            .spawn(move || tradestream_matcher::run(cfg, shutdown, stats))?
+            .spawn(move || tradestream_matcher::run(cfg, &shutdown, stats))?
     };
     while stats.records_in.load(Ordering::Relaxed) < orders
         && !matcher.is_finished()

@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tradestream_market_data::{MarketDataConfig, MarketDataStats};
 use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
-
-use tradestream_runtime::{BrokerQuirks, Guarantee, LoopConfig};
+use tradestream_notifier::{NotifierConfig, NotifierStats};
+use tradestream_runtime::{BrokerQuirks, Guarantee, LoopConfig, Stats};
+use tradestream_trade_recorder::{TradeRecorderConfig, TradeRecorderStats};
 
 use super::kafka::{KafkaArgs, shutdown_on_signals};
 use super::query::StoreArgs;
@@ -33,12 +34,6 @@ pub struct StoreWorkerArgs {
     pub run: LoopArgs,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Consumer group (default: `tradestream-<worker>`); also names its offsets in the store.
-    #[arg(long)]
-    pub group: Option<String>,
-    /// Dead-letter topic.
-    #[arg(long, default_value = "dead-letters")]
-    pub dead_letters: String,
 }
 
 /// Arguments of `run market-data`.
@@ -57,39 +52,33 @@ pub struct MarketDataArgs {
 }
 
 impl StoreWorkerArgs {
-    /// Starts metrics, opens the store and builds the loop settings.
-    fn start(
-        &self,
-        default_group: &str,
-    ) -> anyhow::Result<(String, LoopConfig, Box<dyn tradestream_store::Store>)> {
-        let group = self
-            .group
-            .clone()
-            .unwrap_or_else(|| default_group.to_owned());
-        let run = self.run.config(&group, &self.dead_letters)?;
+    /// Opens the store and starts metrics (once the worker's configuration is known good).
+    fn start(&self) -> anyhow::Result<Box<dyn tradestream_store::Store>> {
         let store = self.store.open()?;
         self.run.serve_metrics()?;
-        Ok((group, run, store))
+        Ok(store)
     }
 }
 
 /// Prints a worker's final counters as one JSON line (for scripts and tests).
-fn print_stats(worker: &str, counters: &[(&str, &AtomicU64)]) {
-    let mut line = serde_json::Map::new();
-    line.insert("worker".into(), worker.into());
-    for (name, value) in counters {
-        line.insert((*name).into(), value.load(Ordering::Relaxed).into());
-    }
-    println!("{}", serde_json::Value::Object(line));
+fn print_stats(worker: &str, stats: &dyn Stats) {
+    println!("{}", stats.to_json(worker));
 }
 
-/// Options of the consumer loop every worker shares.
+/// Options of the consumer loop every worker shares (one [`LoopConfig`] each).
 #[derive(Debug, clap::Args)]
 pub struct LoopArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Consumer group (default: `tradestream-<worker>`). A store worker's group also names its
+    /// offsets in the store; the matcher's prefixes its snapshot keys.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Dead-letter topic.
+    #[arg(long, default_value = LoopConfig::DEFAULT_DEAD_LETTERS)]
+    pub dead_letters: String,
     /// Most input records per round of the loop, and between two store checkpoints.
-    #[arg(long, default_value_t = tradestream_runtime::worker::default_max_batch())]
+    #[arg(long, default_value_t = LoopConfig::DEFAULT_MAX_BATCH)]
     pub max_batch: usize,
     /// Commit progress every this many milliseconds (under exactly-once: one transaction each).
     #[arg(long, default_value_t = 100)]
@@ -103,27 +92,41 @@ pub struct LoopArgs {
     /// cluster id; `none` is Apache Kafka's behaviour; `tansu` forces the embedded broker's.
     #[arg(long, value_enum, env = "TRADESTREAM_BROKER_QUIRKS", default_value_t = QuirksArg::Auto)]
     pub broker_quirks: QuirksArg,
+    /// `effectively-once` works on any broker (readers deduplicate by seq); `exactly-once`
+    /// commits each batch's outputs and input offsets in one Kafka transaction (Apache Kafka
+    /// only; readers use read_committed). Only the matcher runs exactly-once: the store workers
+    /// refuse it (their store write commits a batch; see the README).
+    #[arg(
+        long,
+        value_enum,
+        env = "TRADESTREAM_PROCESSING_GUARANTEE",
+        default_value_t = GuaranteeArg::EffectivelyOnce
+    )]
+    pub guarantee: GuaranteeArg,
+    /// `transactional.id` under exactly-once (default: `<group>-<host>-<pid>`). Give each
+    /// instance a stable one (e.g. its pod name) so that a restart aborts its predecessor's
+    /// open transaction at once.
+    #[arg(long, env = "TRADESTREAM_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
 }
 
 impl LoopArgs {
-    /// The loop settings for consumer group `group`.
-    pub fn config(&self, group: &str, dead_letters: &str) -> anyhow::Result<LoopConfig> {
-        Ok(LoopConfig {
-            kafka: self.kafka.config()?,
-            group: group.to_owned(),
-            dead_letters: dead_letters.to_owned(),
-            max_batch: self.max_batch,
-            commit_interval: Duration::from_millis(self.commit_interval_ms.max(1)),
-            rejoin_when_idle: (self.rejoin_when_idle_ms > 0)
-                .then(|| Duration::from_millis(self.rejoin_when_idle_ms)),
-            quirks: self.broker_quirks.into(),
-            // The store workers keep their offsets in the store's transaction (see README).
-            guarantee: Guarantee::EffectivelyOnce,
-            transactional_id: None,
-        })
+    /// The loop settings, in consumer group `--group` or else `default_group`.
+    pub fn config(&self, default_group: &str) -> anyhow::Result<LoopConfig> {
+        let group = self.group.as_deref().unwrap_or(default_group);
+        let mut run = LoopConfig::new(self.kafka.config()?, group);
+        run.dead_letters.clone_from(&self.dead_letters);
+        run.max_batch = self.max_batch;
+        run.commit_interval = Duration::from_millis(self.commit_interval_ms.max(1));
+        run.rejoin_when_idle =
+            (self.rejoin_when_idle_ms > 0).then(|| Duration::from_millis(self.rejoin_when_idle_ms));
+        run.quirks = self.broker_quirks.into();
+        run.guarantee = self.guarantee.into();
+        run.transactional_id.clone_from(&self.transactional_id);
+        Ok(run)
     }
 
     /// Starts the metrics endpoint if one was asked for.
@@ -165,9 +168,6 @@ pub struct MatcherArgs {
     /// Instruments file.
     #[arg(long, default_value = "instruments.yaml")]
     pub instruments: PathBuf,
-    /// Consumer group (also the snapshot key prefix).
-    #[arg(long, default_value = "tradestream-matcher")]
-    pub group: String,
     /// Snapshot a partition after this many input records.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
@@ -185,21 +185,6 @@ pub struct MatcherArgs {
     /// Encoding of the output records.
     #[arg(long, value_enum, default_value_t = OutputFormatArg::Avro)]
     pub output_format: OutputFormatArg,
-    /// `effectively-once` works on any broker (readers deduplicate by seq); `exactly-once`
-    /// commits each batch's outputs and input offsets in one Kafka transaction (Apache Kafka
-    /// only; readers use read_committed).
-    #[arg(
-        long,
-        value_enum,
-        env = "TRADESTREAM_PROCESSING_GUARANTEE",
-        default_value_t = GuaranteeArg::EffectivelyOnce
-    )]
-    pub guarantee: GuaranteeArg,
-    /// `transactional.id` under exactly-once (default: `<group>-<host>-<pid>`). Give each
-    /// instance a stable one (e.g. its pod name) so that a restart aborts its predecessor's
-    /// open transaction at once.
-    #[arg(long, env = "TRADESTREAM_TRANSACTIONAL_ID")]
-    pub transactional_id: Option<String>,
     #[command(flatten)]
     pub clock: ClockSkewArgs,
 }
@@ -211,6 +196,15 @@ pub enum GuaranteeArg {
     EffectivelyOnce,
     /// Kafka transactions with the consumer group's metadata (fences zombies).
     ExactlyOnce,
+}
+
+impl From<GuaranteeArg> for Guarantee {
+    fn from(g: GuaranteeArg) -> Self {
+        match g {
+            GuaranteeArg::EffectivelyOnce => Guarantee::EffectivelyOnce,
+            GuaranteeArg::ExactlyOnce => Guarantee::ExactlyOnce,
+        }
+    }
 }
 
 /// `--max-clock-skew-ms`, shared by `run matcher` and `replay matcher` (a replay must decide as
@@ -248,31 +242,31 @@ impl MatcherArgs {
     /// The worker configuration.
     pub fn config(&self) -> anyhow::Result<MatcherConfig> {
         let instruments = tradestream_config::load_instruments(&self.instruments)?;
-        let mut cfg = MatcherConfig::new(self.run.kafka.config()?, instruments);
-        cfg.group = self.group.clone();
+        let run = self.run.config(MatcherConfig::DEFAULT_GROUP)?;
+        let mut cfg = MatcherConfig::with_loop(run, instruments);
         cfg.snapshot_every_records = self.snapshot_every;
         cfg.snapshot_every = Duration::from_millis(self.snapshot_interval_ms);
         if let Some(bytes) = self.snapshot_chunk_bytes {
             anyhow::ensure!(bytes > 0, "--snapshot-chunk-bytes must be positive");
             cfg.snapshot_chunk_bytes = bytes;
         }
-        let run = self.run.config(&self.group, &cfg.dead_letters)?;
-        cfg.kafka = run.kafka.clone();
-        cfg.max_batch = run.max_batch;
-        cfg.commit_interval = run.commit_interval;
-        cfg.rejoin_when_idle = run.rejoin_when_idle;
-        cfg.quirks = run.quirks;
         cfg.schema_registry.clone_from(&self.schema_registry_url);
-        cfg.guarantee = match self.guarantee {
-            GuaranteeArg::EffectivelyOnce => Guarantee::EffectivelyOnce,
-            GuaranteeArg::ExactlyOnce => Guarantee::ExactlyOnce,
-        };
-        cfg.transactional_id.clone_from(&self.transactional_id);
         cfg.max_clock_skew = self.clock.max_clock_skew();
         cfg.format = match self.output_format {
             OutputFormatArg::Avro => OutputFormat::Avro,
             OutputFormatArg::Json => OutputFormat::Json,
         };
+        Ok(cfg)
+    }
+}
+
+impl MarketDataArgs {
+    /// The worker configuration.
+    pub fn config(&self) -> anyhow::Result<MarketDataConfig> {
+        let run = self.worker.run.config(MarketDataConfig::DEFAULT_GROUP)?;
+        let mut cfg = MarketDataConfig::with_loop(run);
+        cfg.allowed_lateness_ms = self.allowed_lateness_ms;
+        cfg.max_watermark_lead_ms = self.max_watermark_lead_ms;
         Ok(cfg)
     }
 }
@@ -283,87 +277,36 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
         Worker::Matcher(args) => {
             let cfg = args.config()?;
             args.run.serve_metrics()?;
-            let shutdown = shutdown_on_signals()?;
-            let stats = Arc::new(MatcherStats::default());
-            tradestream_matcher::run(cfg, shutdown, stats.clone())?;
-            print_stats(
-                "matcher",
-                &[
-                    ("records_in", &stats.records_in),
-                    ("records_out", &stats.records_out),
-                    ("dead_letters", &stats.dead_letters),
-                    ("replayed", &stats.replayed),
-                    ("deduplicated", &stats.deduplicated),
-                    ("snapshots", &stats.snapshots),
-                    ("bad_timestamps", &stats.bad_timestamps),
-                    ("unchecked_timestamps", &stats.unchecked_timestamps),
-                ],
-            );
-            Ok(())
+            let (name, stats) = (cfg.worker.clone(), Arc::new(MatcherStats::default()));
+            tradestream_matcher::run(cfg, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(&name, &*stats);
         }
         Worker::TradeRecorder(args) => {
-            use tradestream_trade_recorder::worker::{RecorderConfig, RecorderStats, run};
-            let (group, loop_cfg, store) = args.start("tradestream-trade-recorder")?;
-            let cfg = RecorderConfig {
-                group,
-                ..RecorderConfig::default()
-            };
-            let stats = Arc::new(RecorderStats::default());
-            run(cfg, loop_cfg, store, &shutdown_on_signals()?, stats.clone())?;
-            print_stats(
-                "trade-recorder",
-                &[
-                    ("records_in", &stats.records_in),
-                    ("trades_stored", &stats.trades_stored),
-                    ("orders_stored", &stats.orders_stored),
-                    ("dead_letters", &stats.dead_letters),
-                ],
-            );
-            Ok(())
+            let run = args.run.config(TradeRecorderConfig::DEFAULT_GROUP)?;
+            let cfg = TradeRecorderConfig::with_loop(run);
+            cfg.check()?;
+            let store = args.start()?;
+            let (name, stats) = (cfg.worker.clone(), Arc::new(TradeRecorderStats::default()));
+            tradestream_trade_recorder::run(cfg, store, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(&name, &*stats);
         }
         Worker::MarketData(args) => {
-            use tradestream_market_data::worker::{MarketDataConfig, MarketDataStats, run};
-            let (group, loop_cfg, store) = args.worker.start("tradestream-market-data")?;
-            let cfg = MarketDataConfig {
-                group,
-                allowed_lateness_ms: args.allowed_lateness_ms,
-                max_watermark_lead_ms: args.max_watermark_lead_ms,
-                ..MarketDataConfig::default()
-            };
-            let stats = Arc::new(MarketDataStats::default());
-            run(cfg, loop_cfg, store, &shutdown_on_signals()?, stats.clone())?;
-            print_stats(
-                "market-data",
-                &[
-                    ("records_in", &stats.records_in),
-                    ("trades", &stats.trades),
-                    ("candles_stored", &stats.candles_stored),
-                    ("candles_closed", &stats.candles_closed),
-                    ("late", &stats.late),
-                    ("clamped", &stats.clamped),
-                    ("dead_letters", &stats.dead_letters),
-                ],
-            );
-            Ok(())
+            let cfg = args.config()?;
+            cfg.check()?;
+            let store = args.worker.start()?;
+            let (name, stats) = (cfg.worker.clone(), Arc::new(MarketDataStats::default()));
+            tradestream_market_data::run(cfg, store, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(&name, &*stats);
         }
         Worker::Notifier(args) => {
-            use tradestream_notifier::worker::{NotifierConfig, NotifierStats, run};
-            let (group, loop_cfg, store) = args.start("tradestream-notifier")?;
-            let cfg = NotifierConfig {
-                group,
-                ..NotifierConfig::default()
-            };
-            let stats = Arc::new(NotifierStats::default());
-            run(cfg, loop_cfg, store, &shutdown_on_signals()?, stats.clone())?;
-            print_stats(
-                "notifier",
-                &[
-                    ("records_in", &stats.records_in),
-                    ("notifications", &stats.notifications),
-                    ("dead_letters", &stats.dead_letters),
-                ],
-            );
-            Ok(())
+            let run = args.run.config(NotifierConfig::DEFAULT_GROUP)?;
+            let cfg = NotifierConfig::with_loop(run);
+            cfg.check()?;
+            let store = args.start()?;
+            let (name, stats) = (cfg.worker.clone(), Arc::new(NotifierStats::default()));
+            tradestream_notifier::run(cfg, store, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(&name, &*stats);
         }
     }
+    Ok(())
 }

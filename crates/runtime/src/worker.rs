@@ -36,7 +36,7 @@
 //! The loop is synchronous, like librdkafka's consumer; run it on a thread of its own.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -218,6 +218,8 @@ pub trait Worker: Send + 'static {
 #[derive(Debug, Default)]
 pub struct DeliveryContext {
     acks: Mutex<Acks>,
+    /// Signalled when the last output in flight is reported.
+    settled: Condvar,
 }
 
 impl DeliveryContext {
@@ -225,6 +227,28 @@ impl DeliveryContext {
     /// the producer's.
     fn acks(&self) -> MutexGuard<'_, Acks> {
         self.acks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until every output sent so far is reported; `false` if `timeout` passed first.
+    ///
+    /// Not `Producer::flush`: on a `ThreadedProducer` the reports are served by the producer's
+    /// own thread, and rust-rdkafka's flush then sleeps in 100 ms polls that never see them, so
+    /// every flush with anything in flight took 100 ms (measured: one send + flush, 100.1 ms on
+    /// both brokers).
+    fn wait_settled(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut acks = self.acks();
+        while acks.in_flight() > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            acks = self
+                .settled
+                .wait_timeout(acks, left)
+                .map_or_else(|p| p.into_inner().0, |(guard, _)| guard);
+        }
+        true
     }
 }
 
@@ -247,7 +271,11 @@ impl ProducerContext for DeliveryContext {
             }
             Err((e, _)) => Err(e.to_string()),
         };
-        self.acks().delivered(token, result);
+        let mut acks = self.acks();
+        acks.delivered(token, result);
+        if acks.in_flight() == 0 {
+            self.settled.notify_all();
+        }
     }
 }
 
@@ -447,9 +475,18 @@ fn send(producer: &OutputProducer, record: Output<'_>) -> Result<(), KafkaError>
     }
 }
 
+/// How long a flush waits for the outputs in flight; librdkafka retries within it.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Waits until every output sent so far is acknowledged; fails if any was lost.
 fn flush(producer: &OutputProducer) -> Result<(), RunError> {
-    producer.flush(Duration::from_secs(60))?;
+    if !producer.context().wait_settled(FLUSH_TIMEOUT) {
+        let left = producer.context().acks().in_flight();
+        return Err(RunError::Delivery(format!(
+            "{left} outputs not acknowledged within {} s",
+            FLUSH_TIMEOUT.as_secs()
+        )));
+    }
     delivery_failure(producer)
 }
 

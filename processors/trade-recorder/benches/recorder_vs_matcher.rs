@@ -209,7 +209,10 @@ fn main() {
     println!(
         "market data: {market_records} records → {candle_rows} candle rows in {secs:.2}s = {market_rps:.0} records/s, {market_rows_ps:.0} rows/s"
     );
-    let store_name = store.uri.to_string();
+    let store_name = match &store.uri {
+        StoreUri::Sqlite(_) => "sqlite".to_owned(),
+        scylla => scylla.to_string(),
+    };
     store.remove();
     println!(
         "{}",

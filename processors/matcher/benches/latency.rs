@@ -86,19 +86,7 @@ fn main() {
         "latency: {rate} orders/s for {seconds}s (after {warmup} warm-up orders) on the {broker} broker at {addr}; order timestamp → first outcome readable on `executions` (read_committed)"
     );
 
-    // BENCH_MATCHER_KAFKA=key=value,…: librdkafka settings for the matcher's clients only (to
-    // see where latency goes, e.g. fetch.wait.max.ms=10); the measuring clients keep theirs.
-    let mut matcher_kafka = kafka.clone();
-    for kv in std::env::var("BENCH_MATCHER_KAFKA")
-        .unwrap_or_default()
-        .split(',')
-    {
-        if let Some((k, v)) = kv.split_once('=') {
-            matcher_kafka
-                .passthrough
-                .insert(k.trim().into(), v.trim().into());
-        }
-    }
+    let matcher_kafka = common::matcher_kafka(&kafka);
     let matcher = common::RunningMatcher::start(&matcher_kafka, &instruments, "");
     let (achieved, p, floor) = measure(
         &kafka,

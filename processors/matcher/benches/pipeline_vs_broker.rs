@@ -20,9 +20,14 @@
 //! Figures are medians over the runs. The last line is one JSON object:
 //! `{"broker":…,"orders":…,"runs":…,"producer_records_per_s":…,"consumer_records_per_s":…,
 //! "matcher_orders_per_s":…,"matcher_records_per_s":…,"ratio":…}` with `ratio` = matcher
-//! orders/s ÷ consumer-ceiling records/s (goal ≥ 0.5), plus on Apache Kafka
+//! orders/s ÷ consumer-ceiling records/s (goal ≥ 0.5), `flush_ms` and `commit_ms` = the medians
+//! of the two round trips each round of the worker loop waits for (one record sent and flushed;
+//! a synchronous offset commit), timed on the quiet broker after each ceiling run, plus on Apache Kafka
 //! `kstreams_records_per_s`, `kstreams_records_per_s_with_start` and `ratio_vs_kstreams` =
 //! matcher orders/s ÷ Kafka Streams relay records/s (goal ≥ 1.0).
+//!
+//! `BENCH_MATCHER_KAFKA=key=value,…` gives the matcher's clients extra librdkafka settings (key
+//! `matcher_kafka` in the JSON), to see where its time goes.
 
 mod common;
 
@@ -35,9 +40,39 @@ use tradestream_loadgen::latency::{LatencyReader, Outcomes};
 use tradestream_runtime::KafkaConfig;
 use tradestream_testkit::{TestBroker, kstreams};
 
+/// The two round trips every round of the worker loop waits for, each timed 20 times on a
+/// quiet broker: one record sent to `topic` and flushed (acknowledged), and a synchronous commit
+/// of `consumer`'s position. Returns their medians in milliseconds.
+fn round_trips(kafka: &KafkaConfig, topic: &str, consumer: &BaseConsumer) -> (f64, f64) {
+    use rdkafka::producer::Producer;
+    let producer = common::producer(kafka);
+    let position = consumer.position().expect("position");
+    let (mut flush, mut commit) = (vec![], vec![]);
+    for _ in 0..20 {
+        let start = Instant::now();
+        common::send(&producer, topic, "BTC-USD", "{}");
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("acknowledged");
+        flush.push(start.elapsed().as_secs_f64() * 1000.0);
+        let start = Instant::now();
+        consumer
+            .commit(&position, rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+        commit.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    (median(&flush), median(&commit))
+}
+
 /// The ceiling's consumer: a group member reading `topic` until `n` records; the time from its
-/// subscription, and from its first record, to the last.
-fn consume_all(kafka: &KafkaConfig, topic: &str, group: &str, n: u64) -> (Duration, Duration) {
+/// subscription, and from its first record, to the last; then [`round_trips`] with it (the
+/// probe records go to `topic` after it has been read).
+fn consume_all(
+    kafka: &KafkaConfig,
+    topic: &str,
+    group: &str,
+    n: u64,
+) -> (Duration, Duration, (f64, f64)) {
     let consumer: BaseConsumer = kafka.group_consumer(group).create().expect("consumer");
     let start = Instant::now();
     consumer.subscribe(&[topic]).expect("subscribe");
@@ -52,7 +87,8 @@ fn consume_all(kafka: &KafkaConfig, topic: &str, group: &str, n: u64) -> (Durati
     }
     assert_eq!(got, n, "the ceiling consumer did not read every record");
     let end = Instant::now();
-    (end - start, end - first.unwrap_or(start))
+    let trips = round_trips(kafka, topic, &consumer);
+    (end - start, end - first.unwrap_or(start), trips)
 }
 
 /// One Kafka Streams relay run over `orders` into `output`: the time from its `RUNNING` state,
@@ -113,6 +149,7 @@ fn main() {
     let classpath = on_kafka.then(kstreams::build);
     let (_node, kafka, addr, broker) = common::broker(specs);
 
+    let matcher_kafka = common::matcher_kafka(&kafka);
     let lines = common::flow_lines(&instruments, n);
     let took = common::produce_all(&kafka, "orders", &lines);
     println!(
@@ -128,11 +165,17 @@ fn main() {
         mut ks_rps,
         mut ks_rps_start,
     ) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut flushes, mut commits) = (vec![], vec![]);
     for r in 1..=runs {
         let topic = format!("ceiling.r{r}");
         let produced = common::produce_all(&kafka, &topic, &lines);
-        let (consumed, after_first) =
+        let (consumed, after_first, (flush_ms, commit_ms)) =
             consume_all(&kafka, &topic, &format!("bench-ceiling.r{r}"), n);
+        flushes.push(flush_ms);
+        commits.push(commit_ms);
+        println!(
+            "run {r} round trips: one record sent and flushed {flush_ms:.1} ms, a sync commit {commit_ms:.1} ms (medians of 20)"
+        );
         producer_rps.push(n as f64 / produced.as_secs_f64());
         consumer_rps.push(n as f64 / consumed.as_secs_f64());
         println!(
@@ -144,7 +187,8 @@ fn main() {
             n as f64 / after_first.as_secs_f64()
         );
 
-        let matcher = common::RunningMatcher::start(&kafka, &instruments, &format!(".r{r}"));
+        let matcher =
+            common::RunningMatcher::start(&matcher_kafka, &instruments, &format!(".r{r}"));
         let stats = std::sync::Arc::clone(&matcher.stats);
         let secs = matcher.finish_after(n).as_secs_f64();
         let outputs = stats.records_out.load(Ordering::Relaxed);
@@ -191,7 +235,12 @@ fn main() {
         "matcher_orders_per_s": ops.round(),
         "matcher_records_per_s": rps.round(),
         "ratio": round3(ratio),
+        "flush_ms": round3(median(&flushes)),
+        "commit_ms": round3(median(&commits)),
     });
+    if !matcher_kafka.passthrough.is_empty() {
+        figures["matcher_kafka"] = format!("{:?}", matcher_kafka.passthrough).into();
+    }
     if on_kafka {
         let (ks, ks_start) = (median(&ks_rps), median(&ks_rps_start));
         println!(

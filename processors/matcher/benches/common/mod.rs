@@ -79,6 +79,21 @@ pub fn broker(
     (node, kafka, addr, name)
 }
 
+/// The matcher's client settings: `kafka` plus `BENCH_MATCHER_KAFKA=key=value,…` (to see where
+/// time goes, e.g. `fetch.wait.max.ms=10`); the measuring clients keep the project's settings.
+pub fn matcher_kafka(kafka: &KafkaConfig) -> KafkaConfig {
+    let mut k = kafka.clone();
+    for kv in std::env::var("BENCH_MATCHER_KAFKA")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if let Some((key, value)) = kv.split_once('=') {
+            k.passthrough.insert(key.trim().into(), value.trim().into());
+        }
+    }
+    k
+}
+
 /// The project's producer (the workers' settings).
 pub fn producer(kafka: &KafkaConfig) -> ThreadedProducer<DefaultProducerContext> {
     kafka.producer().create().expect("producer")
@@ -179,6 +194,10 @@ impl RunningMatcher {
         cfg.snapshots = snapshots;
         cfg.dead_letters = dead_letters;
         cfg.snapshot_every_records = 10_000;
+        // BENCH_MATCHER_MAX_BATCH: records per round of the loop (to see what a round costs).
+        if let Ok(v) = std::env::var("BENCH_MATCHER_MAX_BATCH") {
+            cfg.max_batch = v.parse().expect("BENCH_MATCHER_MAX_BATCH");
+        }
         let shutdown = Shutdown::new();
         let stats = Arc::new(MatcherStats::default());
         let started = Instant::now();

@@ -368,7 +368,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("rejected        {}", outputs.rejected);
     println!("dead letters    {}", outputs.dead_letters);
     println!("throughput      {} orders/s", summary["orders_per_s"]);
-    println!("latency         {lat} (order timestamp → outcome readable)");
+    println!("latency         {lat}, order timestamp → outcome readable");
     println!(
         "store           {} trades, {} orders, {} candles, {} tops of book, {} notifications in {}",
         counts.trades,

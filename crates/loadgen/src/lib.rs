@@ -9,6 +9,10 @@
 //!   (the `orders` topic's JSON contract) and its key (the symbol);
 //!   [`OrderFlow::next_line_at`] stamps it with a clock reading (for a live topic).
 //! - [`FlowConfig`]: symbols, mix and seed.
+//! - [`latency`]: the end-to-end latency a client sees (order timestamp → outcome readable on
+//!   the output topic), measured by a reader of its own; the demo and the benches use it.
+
+pub mod latency;
 
 use tradestream_engine::Instrument;
 

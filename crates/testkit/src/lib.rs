@@ -11,6 +11,10 @@
 //! - [`service`]: a service named by an environment variable (`SCYLLA_URI`,
 //!   `TRADESTREAM_TEST_REGISTRY`): under `CI=true` a missing one fails the suite; elsewhere the
 //!   suite says loudly that it was skipped and how to run it.
+//! - [`kstreams`]: the Kafka Streams relay the benches compare the matcher with on Apache Kafka
+//!   (a child JVM from `deploy/local/kstreams-relay`, killed on drop).
+
+pub mod kstreams;
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};

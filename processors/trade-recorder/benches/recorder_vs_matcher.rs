@@ -1,19 +1,30 @@
-//! # The trade recorder beside the matcher, on the same embedded broker, in one run
+//! # The downstream workers beside the matcher, on the same broker, in one run
 //!
-//! `cargo bench -p tradestream-trade-recorder --bench recorder_vs_matcher` starts tansu
-//! in-process, applies topics.yaml, produces one generated order flow (`BENCH_ORDERS`, default
-//! 100 000), then
+//! `cargo bench -p tradestream-trade-recorder --bench recorder_vs_matcher` starts the bench
+//! broker (embedded tansu in-process; a private Apache Kafka node with
+//! `TRADESTREAM_TEST_BROKER=kafka`), applies topics.yaml, produces one generated order flow
+//! (`BENCH_ORDERS`, default 100 000), then
 //! 1. runs the matcher over it, timed until every order is consumed and its outputs are
-//!    acknowledged: the rate at which it writes `trades` + `executions` is what the recorder must
-//!    keep up with;
-//! 2. runs the trade recorder over those two topics into a fresh SQLite store (WAL, one
-//!    transaction per batch with the offsets), timed until it has consumed everything.
+//!    acknowledged: the rates at which it writes `trades` + `executions` (the recorder's input)
+//!    and `trades` + `market-data` (the market-data worker's) are what they must keep up with;
+//! 2. runs the trade recorder over `trades` + `executions` into the store, timed until it has
+//!    consumed everything;
+//! 3. runs the market-data worker over `trades` + `market-data` (candles, tops of book, the
+//!    `candles` topic) into the same store, timed the same way.
+//!
+//! The store is a fresh SQLite file, or, when `SCYLLA_URI` is set (`deploy/local/services up
+//! cassandra && eval "$(deploy/local/services env)"`), a keyspace of its own on that
+//! Cassandra/Scylla cluster, dropped at the end.
 //!
 //! The last line is one JSON object:
-//! `{"matcher_records_per_s":…,"recorder_records_per_s":…,"store_rows_per_s":…,"ratio":…}` where
-//! `matcher_records_per_s` counts the matcher's `trades` + `executions` records, `store_rows_per_s`
-//! counts trade and order-state rows written, and `ratio` = recorder / matcher records per
-//! second (≥ 1: the recorder keeps up).
+//! `{"broker":…,"store":…,"matcher_records_per_s":…,"recorder_records_per_s":…,"store_rows_per_s":…,
+//! "ratio":…,"matcher_market_records_per_s":…,"market_data_records_per_s":…,
+//! "market_data_rows_per_s":…,"market_data_ratio":…}` where `matcher_records_per_s` counts the
+//! matcher's `trades` + `executions` records, `store_rows_per_s` the recorder's trade and
+//! order-state rows, `ratio` = recorder / matcher records per second,
+//! `matcher_market_records_per_s` the matcher's `trades` + `market-data` records,
+//! `market_data_rows_per_s` the candle rows written, and `market_data_ratio` = market-data
+//! worker / matcher records per second (each ≥ 1: the worker keeps up).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tradestream_loadgen::{FlowConfig, OrderFlow};
+use tradestream_market_data::{MarketDataConfig, MarketDataStats};
 use tradestream_matcher::{MatcherConfig, MatcherStats};
 use tradestream_runtime::partition::PartitionReader;
 use tradestream_runtime::{KafkaConfig, Shutdown};
@@ -106,31 +118,31 @@ fn main() {
 
     let reader = PartitionReader::new(&kafka, Duration::from_secs(60)).expect("reader");
     let partitions = reader.partition_count("trades").expect("partitions");
-    let mut records = 0u64;
-    for topic in ["trades", "executions"] {
+    let count = |topic: &str| {
+        let mut records = 0u64;
         for p in 0..partitions {
             reader
                 .read_to_end(topic, p, 0, |_| records += 1)
                 .expect("read");
         }
-    }
+        records
+    };
+    let (trades, executions, market) = (count("trades"), count("executions"), count("market-data"));
+    let records = trades + executions;
     let matcher_rps = records as f64 / matcher_secs;
+    let matcher_market_rps = (trades + market) as f64 / matcher_secs;
     println!(
-        "matcher:  {n} orders → {records} trades + executions in {matcher_secs:.2}s = {matcher_rps:.0} records/s"
+        "matcher:  {n} orders → {trades} trades, {executions} executions, {market} market data in {matcher_secs:.2}s = {matcher_rps:.0} trades + executions/s, {matcher_market_rps:.0} trades + market data/s"
     );
 
-    // 2. The trade recorder into a fresh SQLite store.
-    let path = std::env::temp_dir().join(format!("recorder-bench-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    let store = open(&StoreUri::Sqlite(path.clone())).expect("store");
-    let cfg = TradeRecorderConfig::new(kafka.clone());
+    // 2. The trade recorder into a fresh store.
+    let store = BenchStore::new();
     let shutdown = Shutdown::new();
     let stats = Arc::new(TradeRecorderStats::default());
     let start = Instant::now();
     let handle = {
-        let (shutdown, stats) = (shutdown.clone(), stats.clone());
+        let (shutdown, stats, store) = (shutdown.clone(), stats.clone(), store.open());
+        let cfg = TradeRecorderConfig::new(kafka.clone());
         std::thread::spawn(move || tradestream_trade_recorder::run(cfg, store, &shutdown, stats))
     };
     finish(
@@ -145,19 +157,115 @@ fn main() {
     let recorder_rps = records as f64 / secs;
     let rows_ps = rows as f64 / secs;
     println!(
-        "recorder: {records} records → {rows} rows in {secs:.2}s = {recorder_rps:.0} records/s, {rows_ps:.0} rows/s"
+        "recorder: {records} records → {rows} rows in {secs:.2}s = {recorder_rps:.0} records/s, {rows_ps:.0} rows/s ({})",
+        store.uri
     );
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+
+    // 3. The market-data worker into the same store.
+    let market_records = trades + market;
+    let shutdown = Shutdown::new();
+    let stats = Arc::new(MarketDataStats::default());
+    let start = Instant::now();
+    let handle = {
+        let (shutdown, stats, store) = (shutdown.clone(), stats.clone(), store.open());
+        let cfg = MarketDataConfig::new(kafka.clone());
+        std::thread::spawn(move || tradestream_market_data::run(cfg, store, &shutdown, stats))
+    };
+    finish(
+        market_records,
+        || stats.records_in.load(Ordering::Relaxed),
+        &shutdown,
+        handle,
+    );
+    let secs = start.elapsed().as_secs_f64();
+    let candle_rows = stats.candles_stored.load(Ordering::Relaxed);
+    let market_rps = market_records as f64 / secs;
+    let market_rows_ps = candle_rows as f64 / secs;
+    println!(
+        "market data: {market_records} records → {candle_rows} candle rows in {secs:.2}s = {market_rps:.0} records/s, {market_rows_ps:.0} rows/s"
+    );
+    let store_name = match &store.uri {
+        StoreUri::Sqlite(_) => "sqlite".to_owned(),
+        scylla => scylla.to_string(),
+    };
+    store.remove();
     println!(
         "{}",
         serde_json::json!({
             "broker": broker,
+            "store": store_name,
             "matcher_records_per_s": matcher_rps.round(),
             "recorder_records_per_s": recorder_rps.round(),
             "store_rows_per_s": rows_ps.round(),
             "ratio": (recorder_rps / matcher_rps * 1000.0).round() / 1000.0,
+            "matcher_market_records_per_s": matcher_market_rps.round(),
+            "market_data_records_per_s": market_rps.round(),
+            "market_data_rows_per_s": market_rows_ps.round(),
+            "market_data_ratio": (market_rps / matcher_market_rps * 1000.0).round() / 1000.0,
         })
     );
+}
+
+/// The bench's results store: a fresh SQLite file, or a keyspace of its own on the cluster
+/// `SCYLLA_URI` names.
+struct BenchStore {
+    uri: StoreUri,
+}
+
+impl BenchStore {
+    fn new() -> Self {
+        let tag = format!(
+            "{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        );
+        let uri = match std::env::var("SCYLLA_URI").ok().filter(|u| !u.is_empty()) {
+            Some(uri) => {
+                let StoreUri::Scylla { nodes, keyspace } = uri.parse().expect("SCYLLA_URI") else {
+                    panic!("SCYLLA_URI must be a scylla:// URI, got {uri:?}");
+                };
+                let mut keyspace = format!("{keyspace}_bench");
+                keyspace.truncate(47 - tag.len());
+                StoreUri::Scylla {
+                    nodes,
+                    keyspace: format!("{keyspace}_{tag}"),
+                }
+            }
+            None => {
+                let path = std::env::temp_dir().join(format!("recorder-bench-{tag}.db"));
+                StoreUri::Sqlite(path)
+            }
+        };
+        let store = BenchStore { uri };
+        // A keyspace of this name cannot exist yet; a file in the temp dir might.
+        if matches!(store.uri, StoreUri::Sqlite(_)) {
+            store.remove();
+        }
+        store
+    }
+
+    /// A connection (created and migrated on first use).
+    fn open(&self) -> Box<dyn tradestream_store::Store> {
+        open(&self.uri).expect("store")
+    }
+
+    /// Deletes the SQLite file, or drops the keyspace.
+    fn remove(&self) {
+        match &self.uri {
+            StoreUri::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            StoreUri::Scylla { nodes, keyspace } => {
+                if let Ok(store) = tradestream_store::scylla::ScyllaStore::connect(nodes, keyspace)
+                    && let Err(e) = store.drop_keyspace()
+                {
+                    eprintln!("could not drop keyspace {keyspace}: {e}");
+                }
+            }
+        }
+    }
 }

@@ -3,8 +3,9 @@
 //! Starts tansu in-process on a free loopback port, applies topics.yaml, produces a generated
 //! order flow while the matcher and the downstream workers (trade recorder, market data,
 //! notifier) run, then reads the output topics back and prints what happened: orders in, events
-//! out, trades, dead letters, throughput, end-to-end latency (the order's record timestamp → the
-//! output record's timestamp) and what landed in the store. Exits 0 only if every order got its
+//! out, trades, dead letters, throughput, end-to-end latency (the order's timestamp → its first
+//! outcome readable on `executions`, measured by a reader of its own as the benches do:
+//! `tradestream_loadgen::latency`) and what landed in the store. Exits 0 only if every order got its
 //! outcome (an execution or a dead letter) and every trade is in the store. The store is left
 //! for `tradestream query`.
 
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rdkafka::message::Message;
 use tradestream_codec::avro;
+use tradestream_loadgen::latency::{LatencyReader, Outcomes};
 use tradestream_matcher::MatcherStats;
 use tradestream_runtime::partition::PartitionReader;
 use tradestream_runtime::{KafkaConfig, Shutdown};
@@ -179,8 +181,6 @@ struct Outputs {
     market_data: u64,
     dead_letters: u64,
     rejected: u64,
-    /// Order record timestamp → output record timestamp, per outcome (ms).
-    latencies: Vec<i64>,
 }
 
 fn read_outputs(kafka: &KafkaConfig, partitions: i32) -> anyhow::Result<Outputs> {
@@ -202,9 +202,6 @@ fn read_outputs(kafka: &KafkaConfig, partitions: i32) -> anyhow::Result<Outputs>
             if matches!(kind, "accepted" | "rejected" | "cancelled" | "replaced") {
                 out.outcomes += 1;
                 out.rejected += u64::from(kind == "rejected");
-                if let Some(at) = m.timestamp().to_millis() {
-                    out.latencies.push(at - event.ts);
-                }
             }
         })?;
     }
@@ -213,14 +210,6 @@ fn read_outputs(kafka: &KafkaConfig, partitions: i32) -> anyhow::Result<Outputs>
         reader.read_to_end("dead-letters", p, 0, |_| out.dead_letters += 1)?;
     }
     Ok(out)
-}
-
-fn percentile(sorted: &[i64], q: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Runs the demo.
@@ -258,6 +247,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .name("matcher".into())
             .spawn(move || tradestream_matcher::run(cfg, &shutdown, stats))?
     };
+
+    // Order timestamp → first outcome readable, by a reader of its own (read_committed).
+    let latency = LatencyReader::start(&kafka, "executions", Outcomes::EngineEvents)
+        .context("cannot start the latency reader")?;
 
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
@@ -320,11 +313,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
 
     let outputs = read_outputs(&kafka, partitions)?;
+    // Every outcome is on the topic by now; the reader may still be a moment behind.
+    latency.wait_for(outputs.outcomes, Duration::from_secs(30));
+    let mut lat = latency.stop().context("the latency reader failed")?;
+    let lat = lat.percentiles();
     eprintln!("waiting for the trade recorder, market data and notifier to catch up…");
     downstream.finish(&outputs, deadline + Duration::from_secs(120))?;
     let counts = args.store.open()?.counts()?;
-    let mut lat = outputs.latencies.clone();
-    lat.sort_unstable();
     let secs = matched_in.as_secs_f64().max(1e-9);
     let summary = serde_json::json!({
         "orders_in": args.orders,
@@ -336,8 +331,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "dead_letters": outputs.dead_letters,
         "outcomes": outputs.outcomes,
         "orders_per_s": (args.orders as f64 / secs).round(),
-        "p50_ms": percentile(&lat, 0.50),
-        "p99_ms": percentile(&lat, 0.99),
+        "p50_ms": lat.p50_ms,
+        "p99_ms": lat.p99_ms,
+        "p99_9_ms": lat.p99_9_ms,
+        "max_ms": lat.max_ms,
+        "latency_samples": lat.count,
         "snapshots": stats.snapshots.load(Ordering::Relaxed),
         "trades_stored": counts.trades,
         "orders_stored": counts.orders,
@@ -355,10 +353,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("rejected        {}", outputs.rejected);
     println!("dead letters    {}", outputs.dead_letters);
     println!("throughput      {} orders/s", summary["orders_per_s"]);
-    println!(
-        "latency         p50 {} ms, p99 {} ms (order produced → outcome produced)",
-        summary["p50_ms"], summary["p99_ms"]
-    );
+    println!("latency         {lat}, order timestamp → outcome readable");
     println!(
         "store           {} trades, {} orders, {} candles, {} tops of book, {} notifications in {}",
         counts.trades,

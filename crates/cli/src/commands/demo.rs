@@ -248,6 +248,18 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .spawn(move || tradestream_matcher::run(cfg, &shutdown, stats))?
     };
 
+    // Orders start once the matcher holds every partition: the figures are then the
+    // pipeline's, not its group join's.
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    while stats.restores.load(Ordering::Relaxed) < u64::try_from(partitions).unwrap_or(1) {
+        anyhow::ensure!(!matcher.is_finished(), "the matcher stopped while starting");
+        anyhow::ensure!(
+            Instant::now() < ready_by,
+            "the matcher did not get its partitions within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     // Order timestamp → first outcome readable, by a reader of its own (read_committed).
     let latency = LatencyReader::start(&kafka, "executions", Outcomes::EngineEvents)
         .context("cannot start the latency reader")?;

@@ -11,9 +11,11 @@ use crate::{BrokerQuirks, Guarantee, KafkaConfig};
 impl LoopConfig {
     /// The default dead-letter topic (topics.yaml).
     pub const DEFAULT_DEAD_LETTERS: &'static str = "dead-letters";
-    /// The default round: 2 000 records keep the clock, delivery reports and rebalances looked
-    /// at often, and a store worker's transaction small.
-    pub const DEFAULT_MAX_BATCH: usize = 2_000;
+    /// The default round: 10 000 records. A store worker writes a transaction at least this
+    /// often; measured (recorder_vs_matcher, SQLite, two runs each) the trade recorder took
+    /// 61 000–68 000 records/s with 2 000 and 98 000 with 10 000, above the matcher's output.
+    /// At these rates a round is still well under the 100 ms commit interval.
+    pub const DEFAULT_MAX_BATCH: usize = 10_000;
     /// Kafka Streams commits every 100 ms under exactly-once: a crash replays at most that much,
     /// and `read_committed` readers see outputs within it.
     pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
@@ -59,7 +61,7 @@ mod tests {
         let run = LoopConfig::new(KafkaConfig::new("127.0.0.1:1"), "g");
         assert_eq!(run.group, "g");
         assert_eq!(run.dead_letters, "dead-letters");
-        assert_eq!(run.max_batch, 2_000);
+        assert_eq!(run.max_batch, 10_000);
         assert_eq!(run.commit_interval, Duration::from_millis(100));
         assert_eq!(run.rejoin_when_idle, None);
         assert_eq!(run.quirks, BrokerQuirks::Auto);

@@ -142,7 +142,8 @@ fn main() {
     let start = Instant::now();
     let handle = {
         let (shutdown, stats, store) = (shutdown.clone(), stats.clone(), store.open());
-        let cfg = TradeRecorderConfig::new(kafka.clone());
+        let mut cfg = TradeRecorderConfig::new(kafka.clone());
+        cfg.run.max_batch = max_batch();
         std::thread::spawn(move || tradestream_trade_recorder::run(cfg, store, &shutdown, stats))
     };
     finish(
@@ -168,7 +169,8 @@ fn main() {
     let start = Instant::now();
     let handle = {
         let (shutdown, stats, store) = (shutdown.clone(), stats.clone(), store.open());
-        let cfg = MarketDataConfig::new(kafka.clone());
+        let mut cfg = MarketDataConfig::new(kafka.clone());
+        cfg.run.max_batch = max_batch();
         std::thread::spawn(move || tradestream_market_data::run(cfg, store, &shutdown, stats))
     };
     finish(
@@ -268,4 +270,12 @@ impl BenchStore {
             }
         }
     }
+}
+
+/// `BENCH_MAX_BATCH`: the store workers' records per store transaction (default: the loop's).
+fn max_batch() -> usize {
+    std::env::var("BENCH_MAX_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(tradestream_runtime::LoopConfig::DEFAULT_MAX_BATCH)
 }

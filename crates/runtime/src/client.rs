@@ -217,7 +217,7 @@ impl KafkaConfig {
                 // The loop never waits for a batch to fill (it produces and goes on), so
                 // lingering costs latency only: 5 ms bounds what each hop adds, and under load
                 // batches fill by size before that. Measured on the embedded broker
-                // (pipeline_vs_relay, 200 000 orders): linger 1 ms and 5 ms run the matcher at
+                // (the pipeline bench of the time, 200 000 orders): linger 1 ms and 5 ms run the matcher at
                 // the same rate, 20 ms 30 % slower.
                 ("linger.ms", "5"),
                 ("batch.num.messages", "10000"),

@@ -523,6 +523,11 @@ struct Assigned {
     refetch: Option<(i64, Instant, u32)>,
     /// Re-fetching gave up: the next record that arrives is processed whatever its offset.
     accept_gap: bool,
+    /// Embedded broker only: assigned at this moment at a non-zero offset, and no record has
+    /// arrived since. A start inside the partition's last batch is answered with nothing at all
+    /// (there is no next batch to answer with), so no gap ever shows; after [`REFETCH_WAIT`]
+    /// without a record the partition is fetched again from further back.
+    resumed: Option<Instant>,
 }
 
 impl Assigned {
@@ -533,6 +538,7 @@ impl Assigned {
             slot,
             refetch: None,
             accept_gap: false,
+            resumed: None,
         }
     }
 }
@@ -619,8 +625,15 @@ impl<W: Worker> Core<W> {
         let Some(a) = self.slot(topic, p) else {
             return Gate::Skip; // revoked meanwhile
         };
+        a.resumed = None;
         if offset < a.next_offset {
-            return Gate::Skip; // already processed
+            // Already processed. If a re-fetch is pending, this answer shows the fetch now starts
+            // before the wanted offset: batches are contiguous, so it comes next if it exists
+            // (the partition may simply be at its end). Nothing more to ask.
+            if a.refetch.is_some_and(|(at, ..)| at == a.next_offset) {
+                a.refetch = None;
+            }
+            return Gate::Skip;
         }
         if offset == a.next_offset || a.next_offset == 0 || !refetch_gaps || a.accept_gap {
             if offset > a.next_offset && a.next_offset > 0 {
@@ -677,6 +690,7 @@ impl<W: Worker> Core<W> {
         };
         let want = a.next_offset;
         a.refetch = Some((want, Instant::now(), tries));
+        a.resumed = None;
         let back = 64i64 << (2 * (tries - 1).min(20));
         (want - back).max(0)
     }
@@ -697,6 +711,9 @@ impl<W: Worker> Core<W> {
                     {
                         Some((topic.clone(), *p, tries + 1))
                     }
+                    None if a.resumed.is_some_and(|t| t.elapsed() >= REFETCH_WAIT) => {
+                        Some((topic.clone(), *p, 1))
+                    }
                     _ => None,
                 })
             })
@@ -707,7 +724,7 @@ impl<W: Worker> Core<W> {
                     topic,
                     partition = p,
                     tries,
-                    "no answer to a re-fetch; fetching again"
+                    "no record since the partition was assigned or re-fetched; fetching again from further back"
                 );
                 let at = self.ask_again(&topic, p, tries);
                 (topic, p, at)
@@ -1005,10 +1022,11 @@ impl<W: Worker> Core<W> {
                     tracing::info!(worker = %self.name, topic, partition = p, next, "partition assigned");
                     let next = next.max(0);
                     let slot = self.producer.context().acks().open(next);
-                    self.assigned
-                        .entry(topic)
-                        .or_default()
-                        .insert(p, Assigned::new(next, slot));
+                    let mut assigned = Assigned::new(next, slot);
+                    if self.quirks.refetch_gaps() && next > 0 {
+                        assigned.resumed = Some(Instant::now());
+                    }
+                    self.assigned.entry(topic).or_default().insert(p, assigned);
                 }
                 Err(e) => {
                     tracing::error!(topic, partition = p, error = %e, "cannot restore partition");

@@ -11,7 +11,8 @@
 //!    consumer (`KafkaConfig::group_consumer()`, no processing, no commits) reads them back
 //!    (timed from its subscription to the last record, group join included);
 //! 2. **the matcher** over `orders` in a fresh group, into output topics of its own, timed from
-//!    its start until every order is consumed and its outputs acknowledged and committed;
+//!    its start until every order is consumed and its outputs acknowledged and committed; on
+//!    Apache Kafka once more under `exactly-once` (one transaction per commit interval);
 //! 3. on Apache Kafka, **a Kafka Streams relay** (`deploy/local/kstreams-relay`: byte arrays,
 //!    `stream(orders).to(out)`, `exactly_once_v2`, 100 ms commits, one stream thread), a child
 //!    JVM over the same pre-filled `orders`, timed until every record is readable
@@ -43,7 +44,7 @@ use std::time::{Duration, Instant};
 use common::{env_or, median, round3};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tradestream_loadgen::latency::{LatencyReader, Outcomes};
-use tradestream_runtime::KafkaConfig;
+use tradestream_runtime::{Guarantee, KafkaConfig};
 use tradestream_testkit::{TestBroker, kstreams};
 
 /// The two round trips every round of the worker loop waits for, each timed 20 times on a
@@ -145,6 +146,7 @@ fn main() {
         ));
         specs.extend(common::matcher_topics(&layout, &format!(".r{r}")));
         if on_kafka {
+            specs.extend(common::matcher_topics(&layout, &format!(".eos.r{r}")));
             specs.push(common::topic_like(
                 &layout,
                 "orders",
@@ -171,7 +173,17 @@ fn main() {
         mut matcher_rps,
         mut ks_rps,
         mut ks_rps_start,
-    ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        mut eos_ops,
+    ) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     let (mut flushes, mut commits, mut consumer_rps_after_first) = (vec![], vec![], vec![]);
     for r in 1..=runs {
         let topic = format!("ceiling.r{r}");
@@ -210,6 +222,23 @@ fn main() {
             outputs as f64 / secs,
             n as f64 / after_first.as_secs_f64()
         );
+
+        if on_kafka {
+            // The same under exactly-once: one transaction per commit interval.
+            let eos = common::RunningMatcher::start_with(
+                &matcher_kafka,
+                &instruments,
+                &format!(".eos.r{r}"),
+                Guarantee::ExactlyOnce,
+            );
+            let (total, _) = eos.finish_after(n);
+            eos_ops.push(n as f64 / total.as_secs_f64());
+            println!(
+                "run {r} matcher, exactly-once: {n} orders in {:.2}s = {:.0} orders/s",
+                total.as_secs_f64(),
+                eos_ops[eos_ops.len() - 1]
+            );
+        }
 
         if let Some(cp) = &classpath {
             let (from_running, from_start) = kstreams_run(
@@ -266,6 +295,13 @@ fn main() {
         figures["kstreams_records_per_s_with_start"] = ks_start.round().into();
         figures["ratio_vs_kstreams"] = round3(running).into();
         figures["ratio_vs_kstreams_with_start"] = round3(with_start).into();
+        let eos = median(&eos_ops);
+        println!(
+            "median of {runs}: matcher exactly-once {eos:.0} orders/s = {:.3} × effectively-once",
+            eos / ops
+        );
+        figures["exactly_once_orders_per_s"] = eos.round().into();
+        figures["exactly_once_vs_effectively_once"] = round3(eos / ops).into();
     }
     println!("{figures}");
 }

@@ -13,7 +13,7 @@ use tradestream_config::topics::{TopicLayout, TopicSpec};
 use tradestream_engine::Instruments;
 use tradestream_loadgen::{FlowConfig, OrderFlow};
 use tradestream_matcher::{MatcherConfig, MatcherStats};
-use tradestream_runtime::{KafkaConfig, Shutdown};
+use tradestream_runtime::{Guarantee, KafkaConfig, Shutdown};
 
 /// An environment variable as a number, or `default`.
 pub fn env_or(var: &str, default: u64) -> u64 {
@@ -184,8 +184,19 @@ pub struct RunningMatcher {
 
 impl RunningMatcher {
     pub fn start(kafka: &KafkaConfig, instruments: &Instruments, suffix: &str) -> Self {
+        Self::start_with(kafka, instruments, suffix, Guarantee::EffectivelyOnce)
+    }
+
+    /// [`RunningMatcher::start`] under `guarantee`.
+    pub fn start_with(
+        kafka: &KafkaConfig,
+        instruments: &Instruments,
+        suffix: &str,
+        guarantee: Guarantee,
+    ) -> Self {
         let mut cfg = MatcherConfig::new(kafka.clone(), instruments.clone());
         cfg.run.group = format!("bench-matcher{suffix}");
+        cfg.run.guarantee = guarantee;
         let [executions, trades, market_data, snapshots, dead_letters] =
             OUTPUTS.map(|t| format!("{t}{suffix}"));
         cfg.executions = executions;

@@ -73,10 +73,25 @@ impl PartitionReader {
 
     /// Low and high watermarks of a partition. The high watermark may lag on some brokers (see
     /// [`PartitionReader::read_to_end`]); use it as a lower bound of the end.
+    ///
+    /// Errors a broker gives while leadership settles (e.g. right after it was paused or
+    /// restarted: `NotLeaderForPartition`) are retried until the reader's timeout; a restore
+    /// that met one used to stop the worker.
     pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), ReadError> {
-        Ok(self
-            .consumer
-            .fetch_watermarks(topic, partition, self.timeout)?)
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self
+                .consumer
+                .fetch_watermarks(topic, partition, self.timeout)
+            {
+                Ok(w) => return Ok(w),
+                Err(e) if leadership_settling(&e) && Instant::now() < deadline => {
+                    tracing::debug!(topic, partition, error = %e, "watermarks not available yet; asking again");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Calls `f` on every record of `topic`/`partition` from offset `from` to the end of the
@@ -130,6 +145,22 @@ impl PartitionReader {
         self.consumer.assign(&TopicPartitionList::new())?;
         Ok(())
     }
+}
+
+/// Whether an error only says that a partition's leadership is moving or not known yet.
+fn leadership_settling(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::NotLeaderForPartition
+                | C::LeaderNotAvailable
+                | C::FencedLeaderEpoch
+                | C::UnknownLeaderEpoch
+                | C::BrokerNotAvailable
+                | C::RequestTimedOut
+        )
+    )
 }
 
 impl PartitionReader {

@@ -980,11 +980,12 @@ impl<W: Worker> Core<W> {
                 .assign(&mut ctx, &topic, p, committed)
                 .map_err(RunError::Worker)?;
             let next = next.max(0);
-            let acks = self.producer.context();
-            if let Some(a) = self.assigned.get_mut(&topic).and_then(|ps| ps.get_mut(&p)) {
-                let mut acks = acks.acks();
-                acks.close(a.slot);
-                *a = Assigned::new(next, acks.open(next));
+            if let Some(old) = self.assigned.get(&topic).and_then(|ps| ps.get(&p)) {
+                self.producer.context().acks().close(old.slot);
+                let fresh = self.open_partition(next);
+                if let Some(a) = self.assigned.get_mut(&topic).and_then(|ps| ps.get_mut(&p)) {
+                    *a = fresh;
+                }
             }
             let offset = if next <= 0 {
                 Offset::Beginning
@@ -1020,12 +1021,7 @@ impl<W: Worker> Core<W> {
                         self.failure.get_or_insert(e.into());
                     }
                     tracing::info!(worker = %self.name, topic, partition = p, next, "partition assigned");
-                    let next = next.max(0);
-                    let slot = self.producer.context().acks().open(next);
-                    let mut assigned = Assigned::new(next, slot);
-                    if self.quirks.refetch_gaps() && next > 0 {
-                        assigned.resumed = Some(Instant::now());
-                    }
+                    let assigned = self.open_partition(next.max(0));
                     self.assigned.entry(topic).or_default().insert(p, assigned);
                 }
                 Err(e) => {
@@ -1045,7 +1041,6 @@ impl<W: Worker> Core<W> {
             // Another member may own these partitions already: nothing of the open transaction
             // may become visible. Abort it; the partitions kept (if any) are restored.
             if self.txn.open || self.txn.failed.is_some() {
-                self.processed_positions();
                 let lost = KafkaError::ConsumerCommit(RDKafkaErrorCode::AssignmentLost);
                 for elem in tpl.elements() {
                     self.forget(elem.topic(), elem.partition());
@@ -1070,6 +1065,18 @@ impl<W: Worker> Core<W> {
 }
 
 impl<W: Worker> Core<W> {
+    /// The loop's record of a partition that starts (or restarts) at `next`: a fresh
+    /// acknowledgement slot, and on the embedded broker the watch for a start inside its last
+    /// batch.
+    fn open_partition(&self, next: i64) -> Assigned {
+        let slot = self.producer.context().acks().open(next);
+        let mut assigned = Assigned::new(next, slot);
+        if self.quirks.refetch_gaps() && next > 0 {
+            assigned.resumed = Some(Instant::now());
+        }
+        assigned
+    }
+
     /// Drops the loop's record of an assigned partition.
     fn forget(&mut self, topic: &str, p: i32) {
         if let Some(partitions) = self.assigned.get_mut(topic) {

@@ -42,6 +42,9 @@ enum Command {
     Verify(commands::replay::VerifyArgs),
     /// Print a topic's records as JSON lines (Avro decoded with the schema of topics.yaml).
     Tail(commands::tail::TailArgs),
+    /// API keys for the gateway's signed requests.
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
     /// Run the matching engine offline: order commands as JSON lines in, events as JSON lines out.
     Match(commands::matching::MatchArgs),
     /// The whole pipeline on the embedded broker: broker, topics, order flow, matcher, summary.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Produce(cmd) => commands::produce::run(&cmd),
         Command::Run(worker) => commands::run::run(&worker),
         Command::Match(args) => commands::matching::run(&args),
+        Command::Keys(cmd) => commands::keys::run(&cmd),
         Command::Store(cmd) => commands::query::run_store(&cmd),
         Command::Replay(cmd) => commands::replay::run(&cmd),
         Command::Verify(args) => commands::replay::verify(&args),

@@ -237,7 +237,8 @@ impl<B: Book> Engine<B> {
                 if old.account != c.account {
                     return Err(RejectReason::NotOwner);
                 }
-                let (price, qty) = validate_replace(self.instruments.at(ix), c, &old)?;
+                let (price, qty) = validate_replace(self.instruments.at(ix), c)?;
+                let (price, qty) = (price.unwrap_or(old.price), qty.unwrap_or(old.open));
                 let keeps_priority = price == old.price && qty <= old.open;
                 if !keeps_priority
                     && old.post_only
@@ -345,8 +346,10 @@ fn crosses_best<B: Book>(book: &B, side: Side, price: Price) -> bool {
         .is_some_and(|best| side.crosses(price, best.price))
 }
 
-/// Checks a new order against its instrument; returns its limit price (if any) and quantity.
-fn validate_new(inst: &Instrument, c: &NewOrder) -> Result<(Option<Price>, Qty), RejectReason> {
+/// Checks a new order against its instrument, without the book (stateless: the gateway runs
+/// the same checks before an order reaches Kafka); returns its limit price (if any) and quantity.
+/// The symbol is the caller's to look up ([`RejectReason::UnknownSymbol`]).
+pub fn validate_new(inst: &Instrument, c: &NewOrder) -> Result<(Option<Price>, Qty), RejectReason> {
     let price = match (c.order_type, c.price) {
         (OrderType::Limit, None) => return Err(RejectReason::MissingPrice),
         (OrderType::Market, Some(_)) => return Err(RejectReason::MarketOrderWithPrice),
@@ -364,24 +367,19 @@ fn validate_new(inst: &Instrument, c: &NewOrder) -> Result<(Option<Price>, Qty),
     Ok((price, qty))
 }
 
-/// Checks a replace against its instrument and the live order; returns the new price and open
-/// quantity. The minimum quantity does not apply: a partly filled order may already be below it.
-fn validate_replace(
+/// Checks a replace against its instrument, without the live order (stateless, like
+/// [`validate_new`]); returns the new price and open quantity where the replace names them (the
+/// engine keeps the order's own for the others). The minimum quantity does not apply: a partly
+/// filled order may already be below it.
+pub fn validate_replace(
     inst: &Instrument,
     c: &ReplaceOrder,
-    old: &Resting,
-) -> Result<(Price, Qty), RejectReason> {
+) -> Result<(Option<Price>, Option<Qty>), RejectReason> {
     if c.price.is_none() && c.qty.is_none() {
         return Err(RejectReason::NothingToReplace);
     }
-    let price = match c.price {
-        Some(p) => inst.price(p)?,
-        None => old.price,
-    };
-    let qty = match c.qty {
-        Some(q) => inst.open_qty(q)?,
-        None => old.open,
-    };
+    let price = c.price.map(|p| inst.price(p)).transpose()?;
+    let qty = c.qty.map(|q| inst.open_qty(q)).transpose()?;
     Ok((price, qty))
 }
 

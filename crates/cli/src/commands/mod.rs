@@ -4,7 +4,9 @@
 pub mod broker;
 #[cfg(feature = "embedded-broker")]
 pub mod demo;
+pub mod gateway;
 pub mod kafka;
+pub mod keys;
 pub mod matching;
 pub mod produce;
 pub mod query;

@@ -25,6 +25,8 @@ pub enum Worker {
     MarketData(MarketDataArgs),
     /// executions → `notifications` topic (keyed by account) and the store.
     Notifier(StoreWorkerArgs),
+    /// The HTTP gateway: signed order entry to `orders`, reads, health, metrics.
+    Gateway(super::gateway::GatewayArgs),
 }
 
 /// Arguments of a worker that writes to the results store.
@@ -307,6 +309,7 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
             tradestream_notifier::run(cfg, store, &shutdown_on_signals()?, stats.clone())?;
             print_stats(&name, &*stats);
         }
+        Worker::Gateway(args) => super::gateway::run(args)?,
     }
     Ok(())
 }

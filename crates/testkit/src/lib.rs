@@ -11,6 +11,9 @@
 //! - [`service`]: a service named by an environment variable (`SCYLLA_URI`,
 //!   `TRADESTREAM_TEST_REGISTRY`): under `CI=true` a missing one fails the suite; elsewhere the
 //!   suite says loudly that it was skipped and how to run it.
+//! - [`RedisServer`]: one private `redis-server` child on a free loopback port (in memory, killed
+//!   on drop; a test can stop and restart it). Missing `redis-server`: skipped, or a failure
+//!   under `CI=true`.
 //! - [`kstreams`]: the Kafka Streams relay the benches compare the matcher with on Apache Kafka
 //!   (a child JVM from `deploy/local/kstreams-relay`, killed on drop).
 
@@ -262,4 +265,121 @@ pub fn service_command(program: &str, suite: &str) -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// One private `redis-server` on 127.0.0.1 and a free port: in memory only (no RDB, no AOF),
+/// its directory under the system temp dir, killed on drop. [`RedisServer::stop`] and
+/// [`RedisServer::restart`] let a test take it away and bring it back (empty, as a real restart
+/// without persistence) on the same port.
+#[derive(Debug)]
+pub struct RedisServer {
+    program: PathBuf,
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+/// How long a `redis-server` may take to answer.
+const REDIS_READY: Duration = Duration::from_secs(20);
+
+impl RedisServer {
+    /// Starts one, or returns `None` (after a loud skip) when `redis-server` is not installed
+    /// outside CI.
+    ///
+    /// # Panics
+    /// Under `CI=true` when `redis-server` is missing, or if it does not start.
+    pub fn start(suite: &str) -> Option<RedisServer> {
+        let program = service_command("redis-server", suite)?;
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("tradestream-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis directory");
+        let mut server = RedisServer {
+            program,
+            child: None,
+            dir,
+            port,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the server is running (started and not stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills the server (its data is gone: it keeps nothing on disk).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again (empty) on the same port, and waits until it answers `PING`.
+    ///
+    /// # Panics
+    /// If it does not start: the message has its log.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::File::create(self.dir.join("redis.log")).expect("redis log");
+        let child = Command::new(&self.program)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + REDIS_READY;
+        while !self.answers_ping() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("redis-server exited at start ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer within {REDIS_READY:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the server answers `PING` with `+PONG`.
+    fn answers_ping(&self) -> bool {
+        use std::io::Read as _;
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tradestream_cache::{CacheConfig, CacheStats, KeyLayout, RedisUrl};
 use tradestream_market_data::{MarketDataConfig, MarketDataStats};
 use tradestream_matcher::{MatcherConfig, MatcherStats, OutputFormat};
 use tradestream_notifier::{NotifierConfig, NotifierStats};
@@ -27,6 +28,68 @@ pub enum Worker {
     Notifier(StoreWorkerArgs),
     /// The HTTP gateway: signed order entry to `orders`, reads, health, metrics.
     Gateway(super::gateway::GatewayArgs),
+    /// executions + trades + market-data + candles → the latest market state in Redis.
+    Cache(CacheArgs),
+}
+
+/// Arguments of `run cache`.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    #[command(flatten)]
+    pub run: LoopArgs,
+    /// Redis URL (`redis://[:PASSWORD@]HOST:PORT[/DB]`). A URL with a password is accepted only
+    /// from the environment or --redis-url-file, never from the command line.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// A file whose first line is the Redis URL (wins over --redis-url / REDIS_URL).
+    #[arg(long, env = "REDIS_URL_FILE")]
+    pub redis_url_file: Option<PathBuf>,
+    /// Prefix of every key the cache writes.
+    #[arg(long, default_value = tradestream_cache::keys::DEFAULT_PREFIX)]
+    pub key_prefix: String,
+    /// Trades kept per symbol.
+    #[arg(long, default_value_t = 100)]
+    pub trades_kept: usize,
+    /// As `run market-data --allowed-lateness-ms` (the cache's open candles must match it).
+    #[arg(long, default_value_t = tradestream_market_data::candles::DEFAULT_ALLOWED_LATENESS_MS)]
+    pub allowed_lateness_ms: i64,
+    /// As `run market-data --max-watermark-lead-ms`.
+    #[arg(long, default_value_t = tradestream_market_data::candles::DEFAULT_MAX_WATERMARK_LEAD_MS)]
+    pub max_watermark_lead_ms: i64,
+}
+
+impl CacheArgs {
+    /// The Redis URL: from --redis-url-file, else REDIS_URL / --redis-url (a password only
+    /// from the environment).
+    fn redis_url(&self) -> anyhow::Result<RedisUrl> {
+        use anyhow::Context as _;
+        if let Some(path) = &self.redis_url_file {
+            return RedisUrl::from_file(path)
+                .with_context(|| format!("reading the Redis URL from {}", path.display()));
+        }
+        let Some(url) = &self.redis_url else {
+            anyhow::bail!("run cache needs Redis: set REDIS_URL or --redis-url-file");
+        };
+        let url = RedisUrl::new(url.as_str());
+        let from_env = std::env::var("REDIS_URL").is_ok_and(|v| RedisUrl::new(v) == url);
+        anyhow::ensure!(
+            from_env || url.redacted() == url.as_str(),
+            "a Redis URL with a password is not taken from the command line (other users can \
+             read it there): put it in REDIS_URL or a file given to --redis-url-file"
+        );
+        Ok(url)
+    }
+
+    /// The worker configuration.
+    pub fn config(&self) -> anyhow::Result<CacheConfig> {
+        let run = self.run.config(CacheConfig::DEFAULT_GROUP)?;
+        let mut cfg = CacheConfig::with_loop(run, self.redis_url()?);
+        cfg.keys = KeyLayout::new(self.key_prefix.as_str());
+        cfg.settings.trades_kept = self.trades_kept;
+        cfg.allowed_lateness_ms = self.allowed_lateness_ms;
+        cfg.max_watermark_lead_ms = self.max_watermark_lead_ms;
+        Ok(cfg)
+    }
 }
 
 /// Arguments of a worker that writes to the results store.
@@ -310,6 +373,15 @@ pub fn run(worker: &Worker) -> anyhow::Result<()> {
             print_stats(&name, &*stats);
         }
         Worker::Gateway(args) => super::gateway::run(args)?,
+        Worker::Cache(args) => {
+            let cfg = args.config()?;
+            cfg.check()?;
+            args.run.serve_metrics()?;
+            tracing::info!(redis = %cfg.redis, prefix = cfg.keys.prefix(), "cache worker");
+            let (name, stats) = (cfg.worker.clone(), Arc::new(CacheStats::default()));
+            tradestream_cache::run(cfg, &shutdown_on_signals()?, stats.clone())?;
+            print_stats(&name, &*stats);
+        }
     }
     Ok(())
 }

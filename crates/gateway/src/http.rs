@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -102,7 +103,10 @@ impl IntoResponse for ApiError {
 fn json_response(status: StatusCode, body: String) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -114,6 +118,20 @@ impl From<AuthError> for ApiError {
             AuthError::Overloaded => Self::unavailable(e.code(), e.to_string(), 1),
             _ => Self::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
         }
+    }
+}
+
+/// A path the router matched but whose parameters do not decode (bad percent-encoding…).
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text())
+    }
+}
+
+/// A query string that does not decode (`limit=abc`…).
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
     }
 }
 
@@ -143,8 +161,7 @@ async fn authenticate(
 ) -> Result<String, ApiError> {
     let result = authenticate_inner(state, method, uri, headers, body).await;
     if let Err(e) = &result {
-        metrics::counter!("tradestream_gateway_auth_failures_total", "code" => e.code)
-            .increment(1);
+        metrics::counter!("tradestream_gateway_auth_failures_total", "code" => e.code).increment(1);
     }
     result
 }
@@ -161,16 +178,10 @@ async fn authenticate_inner(
     let nonce = header_str(headers, HEADER_NONCE)?;
     let sig = header_str(headers, HEADER_SIGNATURE)?;
     let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let account = state.keys.verify(
-        key,
-        ts,
-        nonce,
-        sig,
-        method.as_str(),
-        target,
-        body,
-        now_ms(),
-    )?;
+    let account =
+        state
+            .keys
+            .verify(key, ts, nonce, sig, method.as_str(), target, body, now_ms())?;
     if state.idempotency.is_shared() {
         let ts_ms: i64 = ts.parse().unwrap_or(0);
         let forget = ts_ms.saturating_add(state.keys.recv_window_ms());
@@ -190,7 +201,11 @@ async fn authenticate_inner(
 }
 
 /// Reads the body, refusing more than the limit with 413.
-async fn read_body(state: &GatewayState, body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+async fn read_body(
+    state: &GatewayState,
+    body: Body,
+    headers: &HeaderMap,
+) -> Result<Vec<u8>, ApiError> {
     let max = state.max_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -259,7 +274,9 @@ async fn command(
             Some(v) => Some(
                 v.to_str()
                     .ok()
-                    .filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+                    .filter(|k| {
+                        (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic())
+                    })
                     .ok_or_else(|| {
                         ApiError::new(
                             StatusCode::BAD_REQUEST,
@@ -298,7 +315,11 @@ async fn command(
                         ));
                     }
                     Claim::Unavailable(why) => {
-                        return Err(ApiError::unavailable("unavailable", why, state.retry_after_secs));
+                        return Err(ApiError::unavailable(
+                            "unavailable",
+                            why,
+                            state.retry_after_secs,
+                        ));
                     }
                 }
             }
@@ -376,9 +397,13 @@ async fn post_order(State(state): State<Arc<GatewayState>>, req: Request) -> Res
 
 async fn cancel_order(
     State(state): State<Arc<GatewayState>>,
-    Path((symbol, order_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     req: Request,
 ) -> Response {
+    let Path((symbol, order_id)) = match path {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     command(state, "cancel", req, move |st, account, _body, ts| {
         let cmd = orders::check_cancel(&st.instruments, account, &symbol, &order_id, ts)?;
         Ok(Produced {
@@ -392,9 +417,13 @@ async fn cancel_order(
 
 async fn replace_order(
     State(state): State<Arc<GatewayState>>,
-    Path((symbol, order_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     req: Request,
 ) -> Response {
+    let Path((symbol, order_id)) = match path {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     command(state, "replace", req, move |st, account, body, ts| {
         let b: orders::ReplaceBody = parse_json(body)?;
         let cmd = orders::check_replace(&st.instruments, account, &symbol, &order_id, &b, ts)?;
@@ -429,7 +458,9 @@ fn read_error(e: crate::reads::ReadError) -> ApiError {
         crate::reads::ReadError::NoStore => {
             ApiError::new(StatusCode::NOT_IMPLEMENTED, "no_store", e.to_string())
         }
-        crate::reads::ReadError::Store(_) => ApiError::unavailable("store_unavailable", e.to_string(), 1),
+        crate::reads::ReadError::Store(_) => {
+            ApiError::unavailable("store_unavailable", e.to_string(), 1)
+        }
     }
 }
 
@@ -588,9 +619,10 @@ fn ok_json<T: Serialize>(v: &T) -> Response {
 
 async fn get_order(
     State(state): State<Arc<GatewayState>>,
-    Path((symbol, order_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let Path((symbol, order_id)) = path?;
     let (parts, _) = req.into_parts();
     let account = authenticate(&state, &parts.method, &parts.uri, &parts.headers, b"").await?;
     let not_found = || {
@@ -613,9 +645,10 @@ async fn get_order(
 
 async fn get_trades(
     State(state): State<Arc<GatewayState>>,
-    Path(symbol): Path<String>,
-    Query(q): Query<ListQuery>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let (Path(symbol), Query(q)) = (path?, query?);
     known_symbol(&state, &symbol)?;
     let n = limit(&q)?;
     let rows = state.reads.trades(&symbol, n).await.map_err(read_error)?;
@@ -625,9 +658,10 @@ async fn get_trades(
 
 async fn get_candles(
     State(state): State<Arc<GatewayState>>,
-    Path(symbol): Path<String>,
-    Query(q): Query<ListQuery>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let (Path(symbol), Query(q)) = (path?, query?);
     known_symbol(&state, &symbol)?;
     let n = limit(&q)?;
     let interval = match q.interval.as_deref() {
@@ -653,8 +687,9 @@ async fn get_candles(
 
 async fn get_book(
     State(state): State<Arc<GatewayState>>,
-    Path(symbol): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(symbol) = path?;
     known_symbol(&state, &symbol)?;
     let row = state.reads.top_of_book(&symbol).await.map_err(read_error)?;
     Ok(ok_json(&BookView::of(&symbol, row)))
@@ -686,7 +721,9 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
     match tokio::time::timeout(READY_TIMEOUT * 2, checks).await {
         Ok(Ok(())) => ok_json(&json!({"status": "ready"})),
         Ok(Err(e)) => ApiError::unavailable("not_ready", e, 1).into_response(),
-        Err(_) => ApiError::unavailable("not_ready", "readiness checks timed out", 1).into_response(),
+        Err(_) => {
+            ApiError::unavailable("not_ready", "readiness checks timed out", 1).into_response()
+        }
     }
 }
 
@@ -698,7 +735,10 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
     );
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         text,
     )
         .into_response()

@@ -25,6 +25,7 @@
 //! more than one).
 
 pub mod auth;
+mod cache;
 pub mod http;
 pub mod idempotency;
 pub mod orders;
@@ -69,8 +70,11 @@ pub struct GatewayConfig {
     pub store: Option<StoreUri>,
     /// The cache reads try first.
     pub cache: Option<Arc<dyn MarketCache>>,
-    /// Redis for shared idempotency keys and nonces.
+    /// Redis for shared idempotency keys and nonces, and the cache reads try first (the one
+    /// `tradestream run cache` keeps) unless [`GatewayConfig::cache`] names another.
     pub redis_url: Option<String>,
+    /// The prefix of the cache's keys (`run cache --key-prefix`).
+    pub cache_key_prefix: String,
     /// How far a request's timestamp may be from the server's clock.
     pub recv_window_ms: i64,
     /// How long an idempotency key's answer is kept.
@@ -97,6 +101,7 @@ impl GatewayConfig {
             store: None,
             cache: None,
             redis_url: None,
+            cache_key_prefix: tradestream_cache::keys::DEFAULT_PREFIX.to_owned(),
             recv_window_ms: auth::DEFAULT_RECV_WINDOW_MS,
             idempotency_window: Duration::from_secs(24 * 3600),
             max_idempotency_keys: 1_000_000,
@@ -106,6 +111,9 @@ impl GatewayConfig {
         }
     }
 }
+
+/// How long a cache read may take before the read goes to the store instead.
+const CACHE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -164,12 +172,26 @@ impl GatewayState {
             }
             None => None,
         };
+        let cache = match (&cfg.cache, &cfg.redis_url) {
+            (Some(cache), _) => Some(Arc::clone(cache)),
+            (None, Some(url)) => {
+                let reader = tradestream_cache::CacheReader::connect(
+                    &tradestream_cache::RedisUrl::new(url.as_str()),
+                    tradestream_cache::keys::KeyLayout::new(cfg.cache_key_prefix.as_str()),
+                    CACHE_TIMEOUT,
+                )
+                .await
+                .context("cannot connect to the Redis cache")?;
+                Some(Arc::new(reader) as Arc<dyn MarketCache>)
+            }
+            (None, None) => None,
+        };
         Ok(GatewayState {
             keys,
             instruments,
             producer,
             idempotency,
-            reads: Reads::new(cfg.cache.clone(), store),
+            reads: Reads::new(cache, store),
             max_body_bytes: cfg.max_body_bytes,
             retry_after_secs: cfg.retry_after_secs,
         })

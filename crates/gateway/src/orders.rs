@@ -59,20 +59,55 @@ pub enum Refusal {
     Rejected(RejectReason),
 }
 
-fn name<T>(field: &str, v: &str, f: fn(&str) -> Result<T, tradestream_engine::NameTooLong>) -> Result<T, Refusal> {
+fn name<T>(
+    field: &str,
+    v: &str,
+    f: fn(&str) -> Result<T, tradestream_engine::NameTooLong>,
+) -> Result<T, Refusal> {
     if v.is_empty() {
         return Err(Refusal::BadRequest(
             "invalid_field",
             format!("{field} must not be empty"),
         ));
     }
+    if !v.bytes().all(name_byte) {
+        return Err(Refusal::BadRequest(
+            "invalid_field",
+            format!("{field} may hold only A-Z a-z 0-9 . _ : / -"),
+        ));
+    }
     f(v).map_err(|e| Refusal::BadRequest("invalid_field", format!("{field}: {e}")))
 }
 
+/// The bytes an order id, symbol or account may have (the OpenAPI document's `Name`).
+fn name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-')
+}
+
+/// Most integer and fractional digits of a price or quantity (the document's `Decimal`): 18
+/// digits always fit the engine's 64-bit mantissa.
+const DECIMAL_DIGITS: (usize, usize) = (10, 8);
+
 fn decimal(field: &str, v: &str) -> Result<Decimal, Refusal> {
-    v.parse().map_err(|e: tradestream_engine::decimal::DecimalError| {
-        Refusal::BadRequest("invalid_field", format!("{field}: {e}"))
-    })
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str, most: usize| s.len() <= most && s.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = !int.is_empty()
+        && digits(int, DECIMAL_DIGITS.0)
+        && digits(frac, DECIMAL_DIGITS.1)
+        && (frac.is_empty() == !v.contains('.'));
+    if !well_formed {
+        return Err(Refusal::BadRequest(
+            "invalid_field",
+            format!(
+                "{field}: {v:?} is not a decimal of at most {} integer and {} fractional digits",
+                DECIMAL_DIGITS.0, DECIMAL_DIGITS.1
+            ),
+        ));
+    }
+    v.parse()
+        .map_err(|e: tradestream_engine::decimal::DecimalError| {
+            Refusal::BadRequest("invalid_field", format!("{field}: {e}"))
+        })
 }
 
 fn no_account<T>(a: &Option<T>) -> Result<(), Refusal> {
@@ -100,7 +135,11 @@ pub fn check_new(
         symbol: name("symbol", &body.symbol, Symbol::new)?,
         side: body.side,
         order_type: body.order_type,
-        price: body.price.as_deref().map(|p| decimal("price", p)).transpose()?,
+        price: body
+            .price
+            .as_deref()
+            .map(|p| decimal("price", p))
+            .transpose()?,
         qty: decimal("qty", &body.qty)?,
         tif: body.tif,
         post_only: body.post_only,
@@ -147,7 +186,11 @@ pub fn check_replace(
         order_id: name("order_id", order_id, OrderId::new)?,
         account: name("account", account, Account::new)?,
         symbol: name("symbol", symbol, Symbol::new)?,
-        price: body.price.as_deref().map(|p| decimal("price", p)).transpose()?,
+        price: body
+            .price
+            .as_deref()
+            .map(|p| decimal("price", p))
+            .transpose()?,
         qty: body.qty.as_deref().map(|q| decimal("qty", q)).transpose()?,
         ts,
     };

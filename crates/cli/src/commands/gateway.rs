@@ -16,7 +16,11 @@ pub struct GatewayArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Listen address.
-    #[arg(long, env = "TRADESTREAM_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "TRADESTREAM_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
     /// The API key file (YAML: key id, account, Ed25519 public key).
     #[arg(long, env = "TRADESTREAM_API_KEYS_FILE")]
@@ -27,9 +31,13 @@ pub struct GatewayArgs {
     /// The store reads fall back to (`sqlite:PATH` or `scylla://…`); none: reads answer 501.
     #[arg(long, env = "TRADESTREAM_STORE")]
     pub store: Option<StoreUri>,
-    /// Redis (`redis://host:port`): idempotency keys and nonces shared by every instance.
+    /// Redis (`redis://host:port`; a password only through the environment): idempotency keys
+    /// and nonces shared by every instance, and the cache (`run cache`) reads try first.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of the cache's keys in Redis (as `run cache --key-prefix`).
+    #[arg(long, default_value = tradestream_cache::keys::DEFAULT_PREFIX)]
+    pub cache_key_prefix: String,
     /// The topic commands go to.
     #[arg(long, default_value = "orders")]
     pub orders_topic: String,
@@ -51,12 +59,16 @@ impl GatewayArgs {
     /// The gateway's configuration.
     pub fn config(&self) -> anyhow::Result<GatewayConfig> {
         anyhow::ensure!(self.recv_window_ms > 0, "--recv-window-ms must be positive");
-        anyhow::ensure!(self.produce_timeout_ms > 0, "--produce-timeout-ms must be positive");
+        anyhow::ensure!(
+            self.produce_timeout_ms > 0,
+            "--produce-timeout-ms must be positive"
+        );
         let mut cfg = GatewayConfig::new(self.kafka.config()?, self.api_keys.clone());
         cfg.listen = self.listen;
         cfg.instruments.clone_from(&self.instruments);
         cfg.store.clone_from(&self.store);
         cfg.redis_url.clone_from(&self.redis_url);
+        cfg.cache_key_prefix.clone_from(&self.cache_key_prefix);
         cfg.orders_topic.clone_from(&self.orders_topic);
         cfg.recv_window_ms = self.recv_window_ms;
         cfg.idempotency_window = Duration::from_secs(self.idempotency_window_secs.max(1));

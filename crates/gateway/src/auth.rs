@@ -418,6 +418,26 @@ pub fn generate_signing_key() -> Result<ed25519_dalek::SigningKey, getrandom::Er
     Ok(ed25519_dalek::SigningKey::from_bytes(&secret))
 }
 
+/// A private key as base64url (no padding) of its PKCS#8 v1 DER: what the live page takes in its
+/// URL fragment (`#key=…&secret=…`) and imports with WebCrypto.
+pub fn signing_key_for_page(key: &ed25519_dalek::SigningKey) -> Result<String, String> {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let pair = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let der = pair.to_pkcs8_der().map_err(|e| e.to_string())?;
+    Ok(URL_SAFE_NO_PAD.encode(der.as_bytes()))
+}
+
+/// A key file's entry (YAML list item) for `key_id` of `account`.
+pub fn key_file_entry(key_id: &str, account: &str, key: &VerifyingKey) -> String {
+    format!(
+        "  - key: {key_id:?}\n    account: {account:?}\n    public-key: {:?}\n",
+        encode_public_key(key)
+    )
+}
+
 /// A private key as PKCS#8 v1 PEM (`-----BEGIN PRIVATE KEY-----`), what OpenSSL and WebCrypto
 /// (`importKey('pkcs8', …)`) read.
 pub fn signing_key_pem(key: &ed25519_dalek::SigningKey) -> Result<String, String> {

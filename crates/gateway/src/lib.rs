@@ -31,6 +31,7 @@ pub mod idempotency;
 pub mod orders;
 pub mod produce;
 pub mod reads;
+pub mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -239,6 +240,26 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let state = Arc::new(GatewayState::from_config(&cfg).await?);
     serve_on(listener, state, extra, shutdown).await
+}
+
+/// The whole front door on a bound listener until `shutdown` resolves: the API, and the live
+/// page and `/v1/stream` fed by a [`tradestream_live::Hub`] reading the topics from their end.
+/// What `tradestream run gateway` and `demo --serve` run.
+pub async fn serve_with_live(
+    listener: tokio::net::TcpListener,
+    cfg: &GatewayConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = Arc::new(GatewayState::from_config(cfg).await?);
+    let hub = tradestream_live::Hub::start(tradestream_live::HubConfig::new(
+        cfg.kafka.clone(),
+        state.instruments.clone(),
+    ))
+    .context("cannot start the live hub")?;
+    let live = stream::live_routes(&state, Arc::clone(&hub));
+    let served = serve_on(listener, state, live, shutdown).await;
+    hub.shutdown();
+    served
 }
 
 /// Serves on a bound listener until `shutdown` resolves (tests bind port 0).

@@ -94,7 +94,7 @@ fn decimal(field: &str, v: &str) -> Result<Decimal, Refusal> {
     let well_formed = !int.is_empty()
         && digits(int, DECIMAL_DIGITS.0)
         && digits(frac, DECIMAL_DIGITS.1)
-        && (frac.is_empty() == !v.contains('.'));
+        && (v.contains('.') != frac.is_empty());
     if !well_formed {
         return Err(Refusal::BadRequest(
             "invalid_field",

@@ -58,6 +58,16 @@ pub struct DemoArgs {
     /// Topic layout.
     #[arg(long, default_value = "topics.yaml")]
     pub topics: PathBuf,
+    /// After the run, keep the pipeline running behind the gateway and serve the live market
+    /// page (its URL is printed, with a key for the demo account) until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where `--serve` listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub serve_addr: SocketAddr,
+    /// Orders per second the generated flow sends while serving.
+    #[arg(long, default_value_t = 20)]
+    pub serve_rate: u64,
     /// Results store. A SQLite file is replaced at the start (the embedded broker starts empty,
     /// so offsets stored by an earlier demo would not match).
     #[command(flatten)]
@@ -65,7 +75,7 @@ pub struct DemoArgs {
 }
 
 /// The downstream workers, each on a thread of its own.
-struct Downstream {
+pub(super) struct Downstream {
     shutdown: Shutdown,
     recorder: Arc<TradeRecorderStats>,
     market: Arc<MarketDataStats>,
@@ -74,7 +84,11 @@ struct Downstream {
 }
 
 impl Downstream {
-    fn start(kafka: &KafkaConfig, store: &StoreArgs, run_id: &str) -> anyhow::Result<Self> {
+    pub(super) fn start(
+        kafka: &KafkaConfig,
+        store: &StoreArgs,
+        run_id: &str,
+    ) -> anyhow::Result<Self> {
         let shutdown = Shutdown::new();
         let run = |name: &str| {
             LoopConfig::new(kafka.clone(), format!("tradestream-demo-{name}-{run_id}"))
@@ -140,6 +154,18 @@ impl Downstream {
             Some(why) => bail!("{why}"),
             None => Ok(()),
         }
+    }
+}
+
+impl Downstream {
+    /// Stops the workers (each writes its last batch on the way out).
+    pub(super) fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        for t in self.threads {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a downstream worker panicked"))??;
+        }
+        Ok(())
     }
 }
 
@@ -393,6 +419,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             outputs.outcomes,
             outputs.dead_letters
         );
+    }
+    if args.serve {
+        super::demo_serve::serve(args, &kafka, &instruments, &run_id)?;
     }
     Ok(())
 }

@@ -100,11 +100,9 @@ pub fn run(args: &GatewayArgs) -> anyhow::Result<()> {
             }
             tracing::info!("stop requested; finishing requests in flight");
         };
-        tradestream_gateway::serve(cfg, axum_router(), shutdown).await
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        tradestream_gateway::serve_with_live(listener, &cfg, shutdown).await
     })
-}
-
-/// Routes merged into the gateway's (the live page and WebSocket, once merged).
-fn axum_router() -> tradestream_gateway::ExtraRoutes {
-    tradestream_gateway::ExtraRoutes::new()
 }

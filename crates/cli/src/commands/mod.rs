@@ -4,6 +4,8 @@
 pub mod broker;
 #[cfg(feature = "embedded-broker")]
 pub mod demo;
+#[cfg(feature = "embedded-broker")]
+pub mod demo_serve;
 pub mod gateway;
 pub mod kafka;
 pub mod keys;

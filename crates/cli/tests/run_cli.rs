@@ -67,20 +67,39 @@ fn the_cache_needs_redis_and_takes_a_password_only_from_the_environment_or_a_fil
     let (ok, stderr) = run_cache(&[], &[]);
     assert!(!ok && stderr.contains("REDIS_URL"), "{stderr}");
     let (ok, stderr) = run_cache(&["--redis-url", "redis://:hunter2@127.0.0.1:1"], &[]);
-    assert!(!ok && stderr.contains("not taken from the command line"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("not taken from the command line"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let (ok, stderr) = run_cache(
-        &["--redis-url", "redis://127.0.0.1:1", "--guarantee", "exactly-once"],
+        &[
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--guarantee",
+            "exactly-once",
+        ],
         &[],
     );
-    assert!(!ok && stderr.contains("the cache cannot run with --guarantee exactly-once"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("the cache cannot run with --guarantee exactly-once"),
+        "{stderr}"
+    );
     // From the environment (or a file) a password is fine: the next refusal is exactly-once's.
     let file = std::env::temp_dir().join(format!("tradestream-redis-url-{}", std::process::id()));
     std::fs::write(&file, "redis://:hunter2@127.0.0.1:1\n").expect("url file");
     for (args, env) in [
-        (vec!["--guarantee", "exactly-once"], vec![("REDIS_URL", "redis://:hunter2@127.0.0.1:1")]),
         (
-            vec!["--guarantee", "exactly-once", "--redis-url-file", file.to_str().unwrap()],
+            vec!["--guarantee", "exactly-once"],
+            vec![("REDIS_URL", "redis://:hunter2@127.0.0.1:1")],
+        ),
+        (
+            vec![
+                "--guarantee",
+                "exactly-once",
+                "--redis-url-file",
+                file.to_str().unwrap(),
+            ],
             vec![],
         ),
     ] {

@@ -125,7 +125,8 @@ impl CachedRow for OrderStateRow {
     fn decode(text: &str, key: &str) -> Result<Self, CacheError> {
         let o: Order = from_json(text, key)?;
         Ok(OrderStateRow {
-            side: side_from_str(&o.side).ok_or_else(|| corrupt(key, format!("side {:?}", o.side)))?,
+            side: side_from_str(&o.side)
+                .ok_or_else(|| corrupt(key, format!("side {:?}", o.side)))?,
             status: OrderStatus::parse(&o.status)
                 .ok_or_else(|| corrupt(key, format!("status {:?}", o.status)))?,
             order_id: o.order_id,

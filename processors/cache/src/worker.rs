@@ -232,12 +232,10 @@ impl Cache {
             if let Some(row) = changes.candles.get(&(symbol.to_owned(), interval, start)) {
                 return Some(row.clone());
             }
-            writer
-                .candle(symbol, interval, start)
-                .unwrap_or_else(|e| {
-                    failed.get_or_insert(e);
-                    None
-                })
+            writer.candle(symbol, interval, start).unwrap_or_else(|e| {
+                failed.get_or_insert(e);
+                None
+            })
         });
         if let Some(e) = failed {
             return Err(Box::new(e));

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::{Commands, Connection, Pipeline, RedisResult};
-use tradestream_store::model::{CandleRow, Interval, OrderStateRow, OrderStatus, TopOfBookRow};
 use tradestream_store::model::TradeRow;
+use tradestream_store::model::{CandleRow, Interval, OrderStateRow, OrderStatus, TopOfBookRow};
 
 use crate::keys::KeyLayout;
 use crate::rows::CachedRow;
@@ -128,7 +128,12 @@ impl Changes {
 }
 
 /// Inserts `row` unless the map holds a newer version of its key.
-fn keep_newer<K: Ord, R>(map: &mut BTreeMap<K, R>, key: K, row: R, version: impl Fn(&R) -> (i64, bool)) {
+fn keep_newer<K: Ord, R>(
+    map: &mut BTreeMap<K, R>,
+    key: K,
+    row: R,
+    version: impl Fn(&R) -> (i64, bool),
+) {
     match map.get(&key) {
         Some(old) if version(old) > version(&row) => {}
         _ => {
@@ -306,7 +311,10 @@ impl CacheWriter {
             let key = keys.trades(symbol);
             for row in &trades[trades.len().saturating_sub(s.trades_kept)..] {
                 let mut inv = scripts.trade.prepare_invoke();
-                inv.key(&key).arg(row.seq).arg(row.encode()).arg(s.trades_kept);
+                inv.key(&key)
+                    .arg(row.seq)
+                    .arg(row.encode())
+                    .arg(s.trades_kept);
                 pipe.invoke_script(&inv);
                 n += 1;
             }

@@ -196,6 +196,8 @@ fn start_cache(b: &Broker, url: &str, prefix: &str, group: &str) -> (Running, Ar
     cfg.run.group = group.into();
     cfg.keys = KeyLayout::new(prefix);
     cfg.max_backoff = Duration::from_millis(500);
+    // Many checkpoints (and reads back from Redis between them), not one for the whole run.
+    cfg.run.max_batch = 300;
     let stats = Arc::new(CacheStats::default());
     let s = stats.clone();
     (
@@ -213,7 +215,10 @@ fn snapshot(url: &str, prefix: &str) -> BTreeMap<String, String> {
         .unwrap();
     let layout = KeyLayout::new(prefix);
     keys.into_iter()
-        .filter(|k| !k.starts_with(&format!("{prefix}progress:")) && !k.starts_with(&format!("{prefix}live:")))
+        .filter(|k| {
+            !k.starts_with(&format!("{prefix}progress:"))
+                && !k.starts_with(&format!("{prefix}live:"))
+        })
         .map(|k| {
             let kind: String = redis::cmd("TYPE").arg(&k).query(&mut conn).unwrap();
             let content = match kind.as_str() {
@@ -275,13 +280,25 @@ fn assert_cache_equals_store(
     for ((symbol, id), folded) in orders {
         let cached = rt.block_on(reader.order(symbol, id)).expect("read order");
         assert_eq!(cached.as_ref(), Some(folded), "order {symbol}/{id}");
-        assert_eq!(store.order(symbol, id).unwrap(), cached, "order {symbol}/{id}");
+        assert_eq!(
+            store.order(symbol, id).unwrap(),
+            cached,
+            "order {symbol}/{id}"
+        );
     }
     for symbol in symbols {
         let cached = rt.block_on(reader.trades(symbol, 100)).expect("trades");
-        assert_eq!(cached, store.trades_by_symbol(symbol, 100).unwrap(), "{symbol} trades");
+        assert_eq!(
+            cached,
+            store.trades_by_symbol(symbol, 100).unwrap(),
+            "{symbol} trades"
+        );
         let top = rt.block_on(reader.top_of_book(symbol)).expect("top");
-        assert_eq!(top, store.top_of_book(symbol).unwrap(), "{symbol} top of book");
+        assert_eq!(
+            top,
+            store.top_of_book(symbol).unwrap(),
+            "{symbol} top of book"
+        );
         for interval in Interval::ALL {
             let cached = rt
                 .block_on(reader.candles(symbol, interval, 1_000))
@@ -362,7 +379,9 @@ fn the_cache_holds_the_stores_rows_and_a_replay_changes_nothing() {
     );
 
     let (cache, stats) = start_cache(&b, &url, "eq:", "cache-eq");
-    wait_until("the cache", TIMEOUT, || caught_up(&url, "eq:", "cache-eq", &ends));
+    wait_until("the cache", TIMEOUT, || {
+        caught_up(&url, "eq:", "cache-eq", &ends)
+    });
     cache.stop();
     let mut store = open_store(&path);
     // The recorder has consumed everything too (its offsets are in the store).
@@ -385,7 +404,10 @@ fn the_cache_holds_the_stores_rows_and_a_replay_changes_nothing() {
     assert_cache_equals_store(&rt, &reader, &mut *store, &orders, &symbols);
     let written = stats.written.load(Ordering::Relaxed);
     assert!(written > 0);
-    println!("first run: {}", tradestream_runtime::Stats::summary(&*stats));
+    println!(
+        "first run: {}",
+        tradestream_runtime::Stats::summary(&*stats)
+    );
 
     // A replay from offset 0 in a new group: every write refused, nothing changed.
     let before = snapshot(&url, "eq:");
@@ -394,10 +416,21 @@ fn the_cache_holds_the_stores_rows_and_a_replay_changes_nothing() {
         caught_up(&url, "eq:", "cache-eq-replay", &ends)
     });
     replay.stop();
-    println!("replay: {}", tradestream_runtime::Stats::summary(&*replay_stats));
-    assert_eq!(replay_stats.written.load(Ordering::Relaxed), 0, "a replay writes nothing");
+    println!(
+        "replay: {}",
+        tradestream_runtime::Stats::summary(&*replay_stats)
+    );
+    assert_eq!(
+        replay_stats.written.load(Ordering::Relaxed),
+        0,
+        "a replay writes nothing"
+    );
     assert!(replay_stats.refused.load(Ordering::Relaxed) > 0);
-    assert_eq!(snapshot(&url, "eq:"), before, "the replay changed the cache");
+    assert_eq!(
+        snapshot(&url, "eq:"),
+        before,
+        "the replay changed the cache"
+    );
     assert_cache_equals_store(&rt, &reader, &mut *store, &orders, &symbols);
 }
 
@@ -442,7 +475,9 @@ fn redis_down_stops_the_commits_and_everything_arrives_once_it_is_back() {
         mstats.records_in.load(Ordering::Relaxed) >= half
     });
     let first = ends(&b, &INPUTS);
-    wait_until("the cache", TIMEOUT, || caught_up(&url, "out:", group, &first));
+    wait_until("the cache", TIMEOUT, || {
+        caught_up(&url, "out:", group, &first)
+    });
     wait_until("the group's commit", TIMEOUT, || {
         committed(&b, group)
             .iter()
@@ -513,6 +548,10 @@ fn redis_down_stops_the_commits_and_everything_arrives_once_it_is_back() {
     for (symbol, mut rows) in trades {
         rows.sort_by_key(|t| std::cmp::Reverse(t.seq));
         rows.truncate(100);
-        assert_eq!(rt.block_on(reader.trades(&symbol, 100)).unwrap(), rows, "{symbol}");
+        assert_eq!(
+            rt.block_on(reader.trades(&symbol, 100)).unwrap(),
+            rows,
+            "{symbol}"
+        );
     }
 }

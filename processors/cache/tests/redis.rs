@@ -9,7 +9,9 @@ use tradestream_cache::{
     CacheError, CacheReader, CacheSettings, CacheWriter, Changes, KeyLayout, Progress, RedisUrl,
 };
 use tradestream_engine::{Decimal, Side};
-use tradestream_store::model::{CandleRow, Interval, OrderStateRow, OrderStatus, TopOfBookRow, TradeRow};
+use tradestream_store::model::{
+    CandleRow, Interval, OrderStateRow, OrderStatus, TopOfBookRow, TradeRow,
+};
 use tradestream_testkit::RedisServer;
 
 const SUITE: &str = "the cache's Redis tests";
@@ -19,8 +21,12 @@ fn d(s: &str) -> Decimal {
 }
 
 fn writer(server: &RedisServer, prefix: &str, settings: CacheSettings) -> CacheWriter {
-    CacheWriter::connect(&RedisUrl::new(server.url()), KeyLayout::new(prefix), settings)
-        .expect("connect")
+    CacheWriter::connect(
+        &RedisUrl::new(server.url()),
+        KeyLayout::new(prefix),
+        settings,
+    )
+    .expect("connect")
 }
 
 fn reader(server: &RedisServer, prefix: &str) -> (tokio::runtime::Runtime, CacheReader) {
@@ -127,20 +133,39 @@ fn an_older_version_written_after_a_newer_one_is_refused() {
     assert_eq!(rt.block_on(r.order("BTC-USD", "o-1")).unwrap(), Some(newer));
     // A newer one replaces it.
     let filled = order(9, OrderStatus::Filled, "2");
-    assert_eq!(w.write(&one(|c| c.order(filled.clone())), None).unwrap().written, 1);
-    assert_eq!(rt.block_on(r.order("BTC-USD", "o-1")).unwrap(), Some(filled));
+    assert_eq!(
+        w.write(&one(|c| c.order(filled.clone())), None)
+            .unwrap()
+            .written,
+        1
+    );
+    assert_eq!(
+        rt.block_on(r.order("BTC-USD", "o-1")).unwrap(),
+        Some(filled)
+    );
 
     // Top of book.
     w.write(&one(|c| c.top(top(30, "100.00"))), None).unwrap();
-    assert_eq!(w.write(&one(|c| c.top(top(29, "99.00"))), None).unwrap().refused, 1);
+    assert_eq!(
+        w.write(&one(|c| c.top(top(29, "99.00"))), None)
+            .unwrap()
+            .refused,
+        1
+    );
     assert_eq!(
         rt.block_on(r.top_of_book("BTC-USD")).unwrap(),
         Some(top(30, "100.00"))
     );
 
     // Candles: closed at a seq beats open at that seq; an older open never comes back.
-    w.write(&one(|c| c.candle(candle(6, false, "100.50"))), None).unwrap();
-    assert_eq!(w.write(&one(|c| c.candle(candle(6, true, "100.50"))), None).unwrap().written, 1);
+    w.write(&one(|c| c.candle(candle(6, false, "100.50"))), None)
+        .unwrap();
+    assert_eq!(
+        w.write(&one(|c| c.candle(candle(6, true, "100.50"))), None)
+            .unwrap()
+            .written,
+        1
+    );
     for older in [candle(6, false, "100.50"), candle(5, false, "100.40")] {
         assert_eq!(w.write(&one(|c| c.candle(older)), None).unwrap().refused, 1);
     }
@@ -171,19 +196,31 @@ fn trades_keep_the_newest_n_and_a_replay_adds_nothing() {
     };
     let mut w = writer(&server, "trades:", settings);
     let (rt, r) = reader(&server, "trades:");
-    let report = w.write(&one(|c| (1..=8).for_each(|s| c.trade(trade(s)))), None).unwrap();
+    let report = w
+        .write(&one(|c| (1..=8).for_each(|s| c.trade(trade(s)))), None)
+        .unwrap();
     // Only the newest five of the checkpoint are sent.
     assert_eq!(report.written, 5);
     let seqs = |rows: Vec<TradeRow>| rows.iter().map(|t| t.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(rt.block_on(r.trades("BTC-USD", 10)).unwrap()), [8, 7, 6, 5, 4]);
+    assert_eq!(
+        seqs(rt.block_on(r.trades("BTC-USD", 10)).unwrap()),
+        [8, 7, 6, 5, 4]
+    );
     assert_eq!(seqs(rt.block_on(r.trades("BTC-USD", 2)).unwrap()), [8, 7]);
     assert!(rt.block_on(r.trades("BTC-USD", 0)).unwrap().is_empty());
     // A replay of everything: nothing new; the older ones are trimmed again at once.
-    let report = w.write(&one(|c| (1..=3).for_each(|s| c.trade(trade(s)))), None).unwrap();
+    let report = w
+        .write(&one(|c| (1..=3).for_each(|s| c.trade(trade(s)))), None)
+        .unwrap();
     assert_eq!((report.written, report.refused), (0, 3));
-    let report = w.write(&one(|c| (4..=8).for_each(|s| c.trade(trade(s)))), None).unwrap();
+    let report = w
+        .write(&one(|c| (4..=8).for_each(|s| c.trade(trade(s)))), None)
+        .unwrap();
     assert_eq!((report.written, report.refused), (0, 5));
-    assert_eq!(seqs(rt.block_on(r.trades("BTC-USD", 10)).unwrap()), [8, 7, 6, 5, 4]);
+    assert_eq!(
+        seqs(rt.block_on(r.trades("BTC-USD", 10)).unwrap()),
+        [8, 7, 6, 5, 4]
+    );
     assert!(rt.block_on(r.trades("ETH-USD", 10)).unwrap().is_empty());
 }
 
@@ -229,21 +266,31 @@ fn progress_moves_forward_only_and_needs_the_session_marker() {
         fields: vec![(offset_field("trades", 0), at)],
     };
     // No session: refused as lost.
-    let err = w.write(&Changes::default(), Some(("g", "i-1", &progress(5)))).unwrap_err();
+    let err = w
+        .write(&Changes::default(), Some(("g", "i-1", &progress(5))))
+        .unwrap_err();
     assert!(matches!(err, CacheError::Lost), "{err}");
     w.start_session("g", "i-1").unwrap();
-    w.write(&Changes::default(), Some(("g", "i-1", &progress(5)))).unwrap();
-    w.write(&Changes::default(), Some(("g", "i-1", &progress(3)))).unwrap();
+    w.write(&Changes::default(), Some(("g", "i-1", &progress(5))))
+        .unwrap();
+    w.write(&Changes::default(), Some(("g", "i-1", &progress(3))))
+        .unwrap();
     assert_eq!(w.progress("g").unwrap()[&offset_field("trades", 0)], 5);
-    w.write(&Changes::default(), Some(("g", "i-1", &progress(9)))).unwrap();
+    w.write(&Changes::default(), Some(("g", "i-1", &progress(9))))
+        .unwrap();
     assert_eq!(w.progress("g").unwrap()[&offset_field("trades", 0)], 9);
 
     // Redis restarts empty: the writer's connection fails, a new one finds no marker.
     server.restart();
     let err = w.write(&Changes::default(), Some(("g", "i-1", &progress(10))));
-    assert!(err.as_ref().is_err_and(CacheError::is_unavailable), "{err:?}");
+    assert!(
+        err.as_ref().is_err_and(CacheError::is_unavailable),
+        "{err:?}"
+    );
     let mut w = writer(&server, "progress:", CacheSettings::default());
-    let err = w.write(&Changes::default(), Some(("g", "i-1", &progress(10)))).unwrap_err();
+    let err = w
+        .write(&Changes::default(), Some(("g", "i-1", &progress(10))))
+        .unwrap_err();
     assert!(matches!(err, CacheError::Lost), "{err}");
     assert!(w.progress("g").unwrap().is_empty());
 }
@@ -256,7 +303,11 @@ fn the_reader_answers_misses_and_fails_fast_when_redis_is_down() {
     let (rt, r) = reader(&server, "reader:");
     assert_eq!(rt.block_on(r.top_of_book("NOPE")).unwrap(), None);
     assert_eq!(rt.block_on(r.order("NOPE", "x")).unwrap(), None);
-    assert!(rt.block_on(r.candles("NOPE", Interval::M1, 5)).unwrap().is_empty());
+    assert!(
+        rt.block_on(r.candles("NOPE", Interval::M1, 5))
+            .unwrap()
+            .is_empty()
+    );
     rt.block_on(r.ping()).unwrap();
 
     // Garbage under a row key is an error, not a panic.
@@ -275,12 +326,19 @@ fn the_reader_answers_misses_and_fails_fast_when_redis_is_down() {
     let started = std::time::Instant::now();
     let err = rt.block_on(r.top_of_book("BTC-USD")).unwrap_err();
     assert!(err.is_unavailable(), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     // And it reconnects once Redis is back.
     server.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while rt.block_on(r.ping()).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the reader did not reconnect");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader did not reconnect"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -503,7 +503,6 @@ fn redis_down_stops_the_commits_and_everything_arrives_once_it_is_back() {
             first[k]
         );
     }
-    assert!(redis.log().len() < 1_000_000);
 
     // Redis is back, empty (no persistence): the worker replays from the start and everything
     // arrives.

@@ -116,10 +116,10 @@ async fn public_channels_deliver_to_their_subscribers_only() {
         channel_of(v) == "trades:BTC-USD"
     })
     .await;
-    assert_eq!(trade["data"]["price"], "100.50");
-    assert_eq!(trade["data"]["qty"], "1.0000");
+    assert_eq!(trade["data"][0]["price"], "100.50");
+    assert_eq!(trade["data"][0]["qty"], "1.0000");
     assert!(
-        trade["data"].get("maker_account").is_none(),
+        trade["data"][0].get("maker_account").is_none(),
         "the tape shows no accounts"
     );
     let (c, _) = wait_for(&mut a, WAIT, "a candle", |v| {

@@ -11,7 +11,7 @@
 //! [`reader`]: crate::reader
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -60,6 +60,8 @@ pub struct HubConfig {
     pub topics: HubTopics,
     /// Messages a client's queue holds before the client is dropped as a slow consumer.
     pub client_queue: usize,
+    /// Bytes of messages a client's queue holds before the client is dropped likewise.
+    pub client_queue_bytes: usize,
     /// Ladder levels per side in `book:` messages.
     pub ladder_depth: usize,
     /// Book updates of one symbol are coalesced over this long (one message per interval).
@@ -82,6 +84,7 @@ impl HubConfig {
             instruments,
             topics: HubTopics::default(),
             client_queue: 1024,
+            client_queue_bytes: 4 << 20,
             ladder_depth: 10,
             flush_interval: Duration::from_millis(50),
             max_clients: 10_000,
@@ -135,6 +138,8 @@ pub struct ClientHandle {
     pub queue: mpsc::Receiver<Arc<str>>,
     /// Fires when the hub drops the client.
     pub closed: oneshot::Receiver<CloseReason>,
+    /// Bytes in `queue`: the connection subtracts what it takes out.
+    pub queued_bytes: Arc<AtomicUsize>,
 }
 
 /// Too many clients.
@@ -160,6 +165,7 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 struct Client {
     tx: mpsc::Sender<Arc<str>>,
+    bytes: Arc<AtomicUsize>,
     close: Option<oneshot::Sender<CloseReason>>,
     account: Option<String>,
     channels: BTreeSet<Channel>,
@@ -167,6 +173,8 @@ struct Client {
 
 #[derive(Debug, Default)]
 struct State {
+    /// [`HubConfig::client_queue_bytes`].
+    max_bytes: usize,
     next_id: u64,
     clients: HashMap<u64, Client>,
     /// Public channel → its subscribers.
@@ -175,8 +183,13 @@ struct State {
     notifications: HashMap<String, BTreeSet<u64>>,
     books: HashMap<String, Book>,
     dirty: BTreeSet<String>,
-    trades: HashMap<String, VecDeque<Arc<str>>>,
+    trades: HashMap<String, VecDeque<Value>>,
     candles: HashMap<(String, String), BTreeMap<i64, Arc<str>>>,
+    /// Since the last flush: trades per symbol, candles by (symbol, interval, bucket),
+    /// notifications per account.
+    pending_trades: BTreeMap<String, Vec<Value>>,
+    pending_candles: BTreeMap<(String, String, i64), Value>,
+    pending_notifications: BTreeMap<String, Vec<Value>>,
 }
 
 /// `{"channel": ..., "data": ...}` as text.
@@ -197,8 +210,11 @@ impl Hub {
     pub fn new(config: HubConfig) -> Hub {
         Hub {
             shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    max_bytes: config.client_queue_bytes.max(1),
+                    ..State::default()
+                }),
                 config,
-                state: Mutex::new(State::default()),
                 stop: AtomicBool::new(false),
                 stats: HubStats::default(),
             }),
@@ -249,6 +265,18 @@ impl Hub {
             .unwrap_or(0)
     }
 
+    /// The most bytes queued for one client now (never above
+    /// [`HubConfig::client_queue_bytes`]).
+    pub fn largest_queue_bytes(&self) -> usize {
+        self.shared
+            .state()
+            .clients
+            .values()
+            .map(|c| c.bytes.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Registers a client; `account` is the authenticated one (None: public channels only).
     pub fn connect(&self, account: Option<String>) -> Result<ClientHandle, HubFull> {
         let mut state = self.shared.state();
@@ -257,19 +285,26 @@ impl Hub {
         }
         let (tx, queue) = mpsc::channel(self.shared.config.client_queue.max(1));
         let (close, closed) = oneshot::channel();
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         state.next_id += 1;
         let id = state.next_id;
         state.clients.insert(
             id,
             Client {
                 tx,
+                bytes: queued_bytes.clone(),
                 close: Some(close),
                 account,
                 channels: BTreeSet::new(),
             },
         );
         metrics::gauge!("tradestream_live_clients").set(state.clients.len() as f64);
-        Ok(ClientHandle { id, queue, closed })
+        Ok(ClientHandle {
+            id,
+            queue,
+            closed,
+            queued_bytes,
+        })
     }
 
     /// Removes a client (its connection ended).
@@ -325,13 +360,12 @@ impl Hub {
                         continue;
                     }
                     if state.subscribe(id, &ch) {
-                        done.push(ch.to_string());
-                        state.snapshot(id, &ch, &shared.config, &shared.stats);
+                        done.push(ch);
                     }
                 }
                 Ok(ch) => {
                     state.unsubscribe(id, &ch);
-                    done.push(ch.to_string());
+                    done.push(ch);
                 }
             }
         }
@@ -340,10 +374,17 @@ impl Hub {
         } else {
             "unsubscribed"
         };
+        let names: Vec<String> = done.iter().map(Channel::to_string).collect();
         reply(
             &mut state,
-            json!({"op": op, "channels": done}).to_string().into(),
+            json!({"op": op, "channels": names}).to_string().into(),
         );
+        // The answer first, then what a new subscriber gets at once.
+        if subscribe {
+            for ch in &done {
+                state.snapshot(id, ch, &shared.config, &shared.stats);
+            }
+        }
     }
 
     fn channel_for(&self, state: &State, id: u64, name: &str) -> Result<Channel, ChannelError> {
@@ -394,9 +435,9 @@ impl Hub {
 pub(crate) fn apply_shared(shared: &Shared, updates: Vec<Update>) {
     let mut state = shared.state();
     for u in updates {
-        state.apply(u, &shared.config, &shared.stats);
+        state.apply(u);
     }
-    state.flush_books(&shared.config, &shared.stats);
+    state.flush(&shared.config, &shared.stats);
 }
 
 impl Drop for Hub {
@@ -428,8 +469,16 @@ impl State {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
-        match client.tx.try_send(msg) {
+        let len = msg.len();
+        let over = client.bytes.load(Ordering::Relaxed) + len > self.max_bytes;
+        let sent = if over {
+            Err(mpsc::error::TrySendError::Full(msg))
+        } else {
+            client.tx.try_send(msg)
+        };
+        match sent {
             Ok(()) => {
+                client.bytes.fetch_add(len, Ordering::Relaxed);
                 stats.messages.fetch_add(1, Ordering::Relaxed);
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -518,11 +567,15 @@ impl State {
                     &book.to_json(s, config.ladder_depth),
                 )]
             }
-            Channel::Trades(s) => self
-                .trades
-                .get(s)
-                .map(|t| t.iter().cloned().collect())
-                .unwrap_or_default(),
+            Channel::Trades(s) => match self.trades.get(s) {
+                Some(t) if !t.is_empty() => {
+                    vec![message(
+                        &ch.to_string(),
+                        &Value::Array(t.iter().cloned().collect()),
+                    )]
+                }
+                _ => Vec::new(),
+            },
             Channel::Candles(s, i) => self
                 .candles
                 .get(&(s.clone(), i.clone()))
@@ -547,7 +600,7 @@ impl State {
         }
     }
 
-    fn apply(&mut self, update: Update, config: &HubConfig, stats: &HubStats) {
+    fn apply(&mut self, update: Update) {
         match update {
             Update::Delta {
                 symbol,
@@ -577,14 +630,7 @@ impl State {
                 self.dirty.insert(symbol);
             }
             Update::Trade { symbol, data } => {
-                let ch = Channel::Trades(symbol.clone());
-                let msg = message(&ch.to_string(), &data);
-                let recent = self.trades.entry(symbol).or_default();
-                recent.push_back(msg.clone());
-                while recent.len() > config.recent_trades {
-                    recent.pop_front();
-                }
-                self.fan_out(&ch, &msg, stats);
+                self.pending_trades.entry(symbol).or_default().push(data);
             }
             Update::Candle {
                 symbol,
@@ -592,33 +638,24 @@ impl State {
                 bucket_start,
                 data,
             } => {
-                let ch = Channel::Candles(symbol.clone(), interval.clone());
-                let msg = message(&ch.to_string(), &data);
-                let recent = self.candles.entry((symbol, interval)).or_default();
-                recent.insert(bucket_start, msg.clone());
-                while recent.len() > config.recent_candles {
-                    recent.pop_first();
-                }
-                self.fan_out(&ch, &msg, stats);
+                self.pending_candles
+                    .insert((symbol, interval, bucket_start), data);
             }
             Update::Notification { account, data } => {
-                let ids: Vec<u64> = self
-                    .notifications
-                    .get(&account)
-                    .map(|s| s.iter().copied().collect())
-                    .unwrap_or_default();
-                if !ids.is_empty() {
-                    let msg = message("notifications", &data);
-                    for id in ids {
-                        self.push(id, msg.clone(), stats);
-                    }
+                if self.notifications.contains_key(&account) {
+                    self.pending_notifications
+                        .entry(account)
+                        .or_default()
+                        .push(data);
                 }
             }
         }
     }
 
-    /// One `book:` message per symbol changed since the last flush.
-    fn flush_books(&mut self, config: &HubConfig, stats: &HubStats) {
+    /// What changed since the last flush, coalesced: one `book:` message per symbol changed,
+    /// one `trades:` message per symbol (its trades in order, an array), the latest version of
+    /// each candle, one `notifications` message per account (an array).
+    fn flush(&mut self, config: &HubConfig, stats: &HubStats) {
         for symbol in std::mem::take(&mut self.dirty) {
             let ch = Channel::Book(symbol.clone());
             if !self.subs.contains_key(&ch) {
@@ -629,6 +666,39 @@ impl State {
             };
             let msg = message(&ch.to_string(), &book.to_json(&symbol, config.ladder_depth));
             self.fan_out(&ch, &msg, stats);
+        }
+        for (symbol, trades) in std::mem::take(&mut self.pending_trades) {
+            let recent = self.trades.entry(symbol.clone()).or_default();
+            recent.extend(trades.iter().cloned());
+            while recent.len() > config.recent_trades {
+                recent.pop_front();
+            }
+            let ch = Channel::Trades(symbol);
+            if self.subs.contains_key(&ch) {
+                let msg = message(&ch.to_string(), &Value::Array(trades));
+                self.fan_out(&ch, &msg, stats);
+            }
+        }
+        for ((symbol, interval, bucket), data) in std::mem::take(&mut self.pending_candles) {
+            let ch = Channel::Candles(symbol.clone(), interval.clone());
+            let msg = message(&ch.to_string(), &data);
+            let recent = self.candles.entry((symbol, interval)).or_default();
+            recent.insert(bucket, msg.clone());
+            while recent.len() > config.recent_candles {
+                recent.pop_first();
+            }
+            self.fan_out(&ch, &msg, stats);
+        }
+        for (account, notes) in std::mem::take(&mut self.pending_notifications) {
+            let ids: Vec<u64> = self
+                .notifications
+                .get(&account)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            let msg = message("notifications", &Value::Array(notes));
+            for id in ids {
+                self.push(id, msg.clone(), stats);
+            }
         }
     }
 }

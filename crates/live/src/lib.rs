@@ -17,8 +17,11 @@
 //! The client sends `{"op":"subscribe","channels":["book:BTC-USD","trades:BTC-USD",
 //! "candles:BTC-USD:1s","notifications"]}` (or `unsubscribe`, or `{"op":"ping"}`); the server
 //! answers `{"op":"subscribed","channels":[...]}`, then sends `{"channel":..., "data":...}`
-//! messages, and `{"error":{"code","message"}}` for anything it refuses. A `book:` channel gets
-//! the current book at once, `trades:` and `candles:` the recent ones. `notifications` is
+//! messages, and `{"error":{"code","message"}}` for anything it refuses. Updates are coalesced
+//! per flush interval (50 ms): `book:` data is the whole top of book and ladder, `trades:` and
+//! `notifications` data are arrays (the trades or notifications since the last message, in
+//! order), `candles:` data is the latest version of one candle. A `book:` channel gets the
+//! current book at once, `trades:` and `candles:` the recent ones. `notifications` is
 //! private: it needs a signed upgrade (`?key=&ts=&nonce=&sig=`, see [`StreamAuth`]) and delivers
 //! only that account's notifications.
 

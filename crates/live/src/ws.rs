@@ -79,11 +79,13 @@ async fn connection(hub: std::sync::Arc<Hub>, mut socket: WebSocket, account: Op
     let id = client.id;
     let mut queue = client.queue;
     let mut closed = client.closed;
+    let queued_bytes = client.queued_bytes;
     let reason = loop {
         tokio::select! {
             reason = &mut closed => break reason.ok(),
             msg = queue.recv() => {
                 let Some(msg) = msg else { break None };
+                queued_bytes.fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
                 tokio::select! {
                     biased;
                     reason = &mut closed => break reason.ok(),

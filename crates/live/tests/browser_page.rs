@@ -176,7 +176,7 @@ async fn the_live_page_shows_the_book_and_trades_from_matching() {
         .env("NODE_PATH", &modules)
         .env("URL", &url)
         .env("SYMBOL", "BTC-USD")
-        .env("EXPECT_TRADE_PRICE", "101.10")
+        .env("EXPECT_TRADE_PRICE", "101.00")
         .env("EXPECT_NOTE", "hello alice from the test")
         .env("ORDER_TICKET", "0")
         .env("CHROMIUM", &chromium)

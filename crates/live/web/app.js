@@ -97,10 +97,10 @@ function onMessage(msg) {
   }
   if (!msg.channel) return;
   const [kind, symbol] = msg.channel.split(":");
-  if (kind === "notifications") return addNote(msg.data);
+  if (kind === "notifications") return [].concat(msg.data).forEach(addNote);
   if (symbol !== state.symbol) return;
   if (kind === "book") renderBook(msg.data);
-  else if (kind === "trades") addTrade(msg.data);
+  else if (kind === "trades") [].concat(msg.data).forEach(addTrade);
   else if (kind === "candles" && msg.data.interval === state.interval) addCandle(msg.data);
 }
 
@@ -119,7 +119,8 @@ function clearMarket() {
 
 function ladderRows(levels, max) {
   return levels.map((l) => {
-    const bar = el("div", { class: "bar", style: `width:${Math.round((100 * Number(l.qty)) / max)}%` });
+    const bar = el("div", { class: "bar" });
+    bar.style.width = `${Math.round((100 * Number(l.qty)) / max)}%`; // CSSOM: allowed by the CSP
     const size = el("td", {}, bar, el("span", {}, l.qty));
     return el("tr", { class: "level" }, el("td", {}, el("span", {}, l.price)), size);
   });

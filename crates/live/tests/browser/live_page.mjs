@@ -21,17 +21,18 @@ const timeout = Number(env.TIMEOUT_MS || 60000);
 const screenshot = env.SCREENSHOT || join(tmpdir(), "tradestream-live-page.png");
 const profile = mkdtempSync(join(tmpdir(), "tradestream-chromium-"));
 
-const browser = await chromium.launch({
+// A fresh profile directory (playwright passes it as --user-data-dir).
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
+  viewport: { width: 1280, height: 860 },
   args: [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${profile}`,
   ],
 });
 let failed = false;
-const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+const page = browser.pages()[0] || (await browser.newPage());
 page.on("console", (m) => console.log(`[page ${m.type()}] ${m.text()}`));
 page.on("pageerror", (e) => { console.log(`[page error] ${e.message}`); });
 try {

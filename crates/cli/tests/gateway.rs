@@ -34,7 +34,11 @@ impl MarketCache for FailingCache {
     fn top_of_book<'a>(&'a self, _: &'a str) -> CacheFuture<'a, tradestream_store::TopOfBookRow> {
         down()
     }
-    fn trades<'a>(&'a self, _: &'a str, _: usize) -> CacheFuture<'a, Vec<tradestream_store::TradeRow>> {
+    fn trades<'a>(
+        &'a self,
+        _: &'a str,
+        _: usize,
+    ) -> CacheFuture<'a, Vec<tradestream_store::TradeRow>> {
         down()
     }
     fn candles<'a>(
@@ -132,7 +136,9 @@ async fn http(
     body: &str,
 ) -> Answer {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("gateway listens");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("gateway listens");
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -278,7 +284,9 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
 
         // Accepted only with the broker's offset.
         let body = order("o-1", "100.50");
-        let ok = gw.send(&alice, &Req::new("POST", "/v1/orders", &body), None).await;
+        let ok = gw
+            .send(&alice, &Req::new("POST", "/v1/orders", &body), None)
+            .await;
         assert_eq!(ok.status, 202, "{}", ok.body);
         assert_eq!(ok.body["topic"], "orders");
         assert_eq!(ok.body["order_id"], "o-1");
@@ -292,7 +300,10 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
         // Authentication.
         let r = Req::new("POST", "/v1/orders", &body);
         let wrong = encode_signature(&bob.key.sign(b"something else"));
-        assert_eq!(code(&gw.send(&alice, &r, Some(wrong)).await), "bad_signature");
+        assert_eq!(
+            code(&gw.send(&alice, &r, Some(wrong)).await),
+            "bad_signature"
+        );
         let r = Req::new("POST", "/v1/orders", &body);
         let a = gw.send(&mallory, &r, None).await;
         assert_eq!((a.status, code(&a)), (401, "unknown_key"));
@@ -317,49 +328,92 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
         assert_eq!((second.status, &second.body), (202, &first.body));
         let mut other = Req::new("POST", "/v1/orders", &body);
         other.idem = Some("idem-1");
-        assert_eq!(code(&gw.send(&alice, &other, None).await), "idempotency_key_reused");
+        assert_eq!(
+            code(&gw.send(&alice, &other, None).await),
+            "idempotency_key_reused"
+        );
 
         // Refused before Kafka.
         let big = " ".repeat(20_000);
-        let a = gw.send(&alice, &Req::new("POST", "/v1/orders", &big), None).await;
+        let a = gw
+            .send(&alice, &Req::new("POST", "/v1/orders", &big), None)
+            .await;
         assert_eq!(a.status, 413);
-        let a = gw.send(&alice, &Req::new("POST", "/v1/orders", "{\"order_id\":"), None).await;
+        let a = gw
+            .send(
+                &alice,
+                &Req::new("POST", "/v1/orders", "{\"order_id\":"),
+                None,
+            )
+            .await;
         assert_eq!((a.status, code(&a)), (400, "invalid_json"));
-        assert!(a.body["error"]["message"].as_str().unwrap().contains("EOF"), "{}", a.body);
+        assert!(
+            a.body["error"]["message"].as_str().unwrap().contains("EOF"),
+            "{}",
+            a.body
+        );
         let unknown = order("o-4", "100.50").replace("BTC-USD", "NOPE-USD");
-        let a = gw.send(&alice, &Req::new("POST", "/v1/orders", &unknown), None).await;
+        let a = gw
+            .send(&alice, &Req::new("POST", "/v1/orders", &unknown), None)
+            .await;
         assert_eq!((a.status, code(&a)), (422, "unknown_symbol"));
         let off_tick = order("o-5", "100.505");
-        let a = gw.send(&alice, &Req::new("POST", "/v1/orders", &off_tick), None).await;
+        let a = gw
+            .send(&alice, &Req::new("POST", "/v1/orders", &off_tick), None)
+            .await;
         assert_eq!((a.status, code(&a)), (422, "price_off_tick"));
         let with_account = json!({"order_id": "o-6", "account": "bob", "symbol": "BTC-USD",
             "side": "buy", "order_type": "market", "qty": "1", "tif": "ioc"})
         .to_string();
-        let a = gw.send(&alice, &Req::new("POST", "/v1/orders", &with_account), None).await;
+        let a = gw
+            .send(&alice, &Req::new("POST", "/v1/orders", &with_account), None)
+            .await;
         assert_eq!((a.status, code(&a)), (400, "account_not_allowed"));
 
         // bob cancels alice's order: the command carries bob (the engine refuses not_owner);
         // bob replaces it too.
-        let a = gw.send(&bob, &Req::new("DELETE", "/v1/orders/BTC-USD/o-1", ""), None).await;
-        assert_eq!(a.status, 202, "{}", a.body);
         let a = gw
-            .send(&bob, &Req::new("PATCH", "/v1/orders/BTC-USD/o-1", r#"{"qty":"1"}"#), None)
+            .send(
+                &bob,
+                &Req::new("DELETE", "/v1/orders/BTC-USD/o-1", ""),
+                None,
+            )
             .await;
         assert_eq!(a.status, 202, "{}", a.body);
         let a = gw
-            .send(&alice, &Req::new("PATCH", "/v1/orders/BTC-USD/o-1", r#"{}"#), None)
+            .send(
+                &bob,
+                &Req::new("PATCH", "/v1/orders/BTC-USD/o-1", r#"{"qty":"1"}"#),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 202, "{}", a.body);
+        let a = gw
+            .send(
+                &alice,
+                &Req::new("PATCH", "/v1/orders/BTC-USD/o-1", r#"{}"#),
+                None,
+            )
             .await;
         assert_eq!((a.status, code(&a)), (422, "nothing_to_replace"));
 
         // Reads: the cache fails, the store answers; only the owner sees an order.
         let a = gw
-            .send(&alice, &Req::new("GET", "/v1/orders/BTC-USD/o-stored", ""), None)
+            .send(
+                &alice,
+                &Req::new("GET", "/v1/orders/BTC-USD/o-stored", ""),
+                None,
+            )
             .await;
         assert_eq!(a.status, 200, "{}", a.body);
         assert_eq!(a.body["status"], "new");
         assert_eq!(a.body["price"], "100.50");
         let a = gw
-            .send(&bob, &Req::new("GET", "/v1/orders/BTC-USD/o-stored", ""), None)
+            .send(
+                &bob,
+                &Req::new("GET", "/v1/orders/BTC-USD/o-stored", ""),
+                None,
+            )
             .await;
         assert_eq!((a.status, code(&a)), (404, "order_not_found"));
         assert_eq!(gw.get("/v1/book/BTC-USD").await.status, 200);
@@ -389,16 +443,25 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
     }
     let o1 = by_id("o-1");
     assert_eq!(o1.len(), 3, "{o1:?}"); // new (alice), cancel (bob), replace (bob)
-    let expected_p = tradestream_runtime::partitioner::partition_for(b"BTC-USD", common::PARTITIONS);
+    let expected_p =
+        tradestream_runtime::partitioner::partition_for(b"BTC-USD", common::PARTITIONS);
     for (p, _, key, v) in &o1 {
         assert_eq!((*p, key.as_str()), (expected_p, "BTC-USD"));
         assert!(v["ts"].as_i64().is_some());
     }
     let accounts: Vec<(&str, &str)> = o1
         .iter()
-        .map(|r| (r.3["type"].as_str().unwrap(), r.3["account"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r.3["type"].as_str().unwrap(),
+                r.3["account"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(accounts, [("new", "alice"), ("cancel", "bob"), ("replace", "bob")]);
+    assert_eq!(
+        accounts,
+        [("new", "alice"), ("cancel", "bob"), ("replace", "bob")]
+    );
 
     // The engine refuses bob's commands with not_owner.
     let instruments =
@@ -429,7 +492,12 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
         let mut r = Req::new("POST", "/v1/orders", &body);
         r.idem = Some("idem-down");
         let a = gw.send(&alice, &r, None).await;
-        assert_eq!((a.status, code(&a)), (503, "broker_unavailable"), "{}", a.body);
+        assert_eq!(
+            (a.status, code(&a)),
+            (503, "broker_unavailable"),
+            "{}",
+            a.body
+        );
         assert_eq!(a.retry_after.as_deref(), Some("1"));
         // Not remembered: the retry runs again (and fails again while the broker is down).
         let mut retry = Req::new("POST", "/v1/orders", &body);
@@ -509,7 +577,10 @@ fn two_gateways_share_idempotency_keys_and_nonces_through_redis() {
         assert_eq!((second.status, &second.body), (202, &first.body));
     });
     let records = orders_records(&addr);
-    let n = records.iter().filter(|r| r.3["order_id"] == order_id.as_str()).count();
+    let n = records
+        .iter()
+        .filter(|r| r.3["order_id"] == order_id.as_str())
+        .count();
     assert_eq!(n, 1, "one record for one idempotency key");
     let _ = std::fs::remove_dir_all(&dir);
 }

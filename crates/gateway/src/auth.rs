@@ -289,14 +289,20 @@ impl KeyRing {
             .keys
             .get(key)
             .ok_or_else(|| AuthError::UnknownKey(key.to_owned()))?;
-        let ts_ms: i64 = ts
-            .parse()
-            .map_err(|_| AuthError::MissingAuth("X-TS-Timestamp must be unix milliseconds".into()))?;
+        let ts_ms: i64 = ts.parse().map_err(|_| {
+            AuthError::MissingAuth("X-TS-Timestamp must be unix milliseconds".into())
+        })?;
         check_nonce_syntax(nonce)?;
         let signature = decode_signature(sig)?;
-        let mut message =
-            Vec::with_capacity(ts.len() + nonce.len() + method.len() + path_and_query.len() + 4 + body.len());
-        for part in [ts.as_bytes(), nonce.as_bytes(), method.as_bytes(), path_and_query.as_bytes()] {
+        let mut message = Vec::with_capacity(
+            ts.len() + nonce.len() + method.len() + path_and_query.len() + 4 + body.len(),
+        );
+        for part in [
+            ts.as_bytes(),
+            nonce.as_bytes(),
+            method.as_bytes(),
+            path_and_query.as_bytes(),
+        ] {
             message.extend_from_slice(part);
             message.push(b'\n');
         }
@@ -316,7 +322,12 @@ impl KeyRing {
             .nonces
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, nonce, ts_ms.saturating_add(self.recv_window_ms), now_ms)?;
+            .insert(
+                key,
+                nonce,
+                ts_ms.saturating_add(self.recv_window_ms),
+                now_ms,
+            )?;
         if !fresh {
             return Err(AuthError::ReplayedNonce);
         }
@@ -363,9 +374,9 @@ fn check_nonce_syntax(nonce: &str) -> Result<(), AuthError> {
 }
 
 fn decode_signature(sig: &str) -> Result<Signature, AuthError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(sig)
-        .map_err(|_| AuthError::BadSignature("X-TS-Signature is not base64url without padding".into()))?;
+    let bytes = URL_SAFE_NO_PAD.decode(sig).map_err(|_| {
+        AuthError::BadSignature("X-TS-Signature is not base64url without padding".into())
+    })?;
     let bytes: [u8; 64] = bytes
         .try_into()
         .map_err(|_| AuthError::BadSignature("X-TS-Signature must be 64 bytes".into()))?;
@@ -446,15 +457,51 @@ mod tests {
         let ts = now.to_string();
         let ok = ring.verify("k-alice", &ts, "n1", &sig, "POST", "/v1/orders", b"{}", now);
         assert_eq!(ok, Ok("alice".to_owned()));
-        let again = ring.verify("k-alice", &ts, "n1", &sig, "POST", "/v1/orders", b"{}", now + 1);
+        let again = ring.verify(
+            "k-alice",
+            &ts,
+            "n1",
+            &sig,
+            "POST",
+            "/v1/orders",
+            b"{}",
+            now + 1,
+        );
         assert_eq!(again, Err(AuthError::ReplayedNonce));
-        let tampered = ring.verify("k-alice", &ts, "n1", &sig, "POST", "/v1/orders", b"{ }", now);
+        let tampered = ring.verify(
+            "k-alice",
+            &ts,
+            "n1",
+            &sig,
+            "POST",
+            "/v1/orders",
+            b"{ }",
+            now,
+        );
         assert_eq!(tampered.unwrap_err().code(), "bad_signature");
-        let late = ring.verify("k-alice", &ts, "n2", &sign(&sk, now, "n2", b""), "POST", "/v1/orders", b"", now + 30_001);
+        let late = ring.verify(
+            "k-alice",
+            &ts,
+            "n2",
+            &sign(&sk, now, "n2", b""),
+            "POST",
+            "/v1/orders",
+            b"",
+            now + 30_001,
+        );
         assert_eq!(late.unwrap_err().code(), "stale_timestamp");
         let unknown = ring.verify("k-bob", &ts, "n3", &sig, "POST", "/v1/orders", b"{}", now);
         assert_eq!(unknown.unwrap_err().code(), "unknown_key");
-        let bad_nonce = ring.verify("k-alice", &ts, "n 3", &sig, "POST", "/v1/orders", b"{}", now);
+        let bad_nonce = ring.verify(
+            "k-alice",
+            &ts,
+            "n 3",
+            &sig,
+            "POST",
+            "/v1/orders",
+            b"{}",
+            now,
+        );
         assert_eq!(bad_nonce.unwrap_err().code(), "missing_auth");
     }
 
@@ -464,9 +511,33 @@ mod tests {
         let now = 1_700_000_000_000;
         let ts = now.to_string();
         let wrong = sign(&sk, now, "n1", b"other");
-        assert!(ring.verify("k-alice", &ts, "n1", &wrong, "POST", "/v1/orders", b"{}", now).is_err());
+        assert!(
+            ring.verify(
+                "k-alice",
+                &ts,
+                "n1",
+                &wrong,
+                "POST",
+                "/v1/orders",
+                b"{}",
+                now
+            )
+            .is_err()
+        );
         let right = sign(&sk, now, "n1", b"{}");
-        assert!(ring.verify("k-alice", &ts, "n1", &right, "POST", "/v1/orders", b"{}", now).is_ok());
+        assert!(
+            ring.verify(
+                "k-alice",
+                &ts,
+                "n1",
+                &right,
+                "POST",
+                "/v1/orders",
+                b"{}",
+                now
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -486,7 +557,12 @@ mod tests {
         let now = 1_700_000_000_000;
         let sig = encode_signature(&sk.sign(&message(now, "w1", "GET", "/v1/stream", b"")));
         let ts = now.to_string();
-        let creds = Credentials { key: "k-alice", ts: &ts, nonce: "w1", sig: &sig };
+        let creds = Credentials {
+            key: "k-alice",
+            ts: &ts,
+            nonce: "w1",
+            sig: &sig,
+        };
         assert_eq!(ring.verify_stream(creds, now), Ok("alice".to_owned()));
     }
 

@@ -102,7 +102,10 @@ impl IntoResponse for ApiError {
 fn json_response(status: StatusCode, body: String) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -143,8 +146,7 @@ async fn authenticate(
 ) -> Result<String, ApiError> {
     let result = authenticate_inner(state, method, uri, headers, body).await;
     if let Err(e) = &result {
-        metrics::counter!("tradestream_gateway_auth_failures_total", "code" => e.code)
-            .increment(1);
+        metrics::counter!("tradestream_gateway_auth_failures_total", "code" => e.code).increment(1);
     }
     result
 }
@@ -161,16 +163,10 @@ async fn authenticate_inner(
     let nonce = header_str(headers, HEADER_NONCE)?;
     let sig = header_str(headers, HEADER_SIGNATURE)?;
     let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let account = state.keys.verify(
-        key,
-        ts,
-        nonce,
-        sig,
-        method.as_str(),
-        target,
-        body,
-        now_ms(),
-    )?;
+    let account =
+        state
+            .keys
+            .verify(key, ts, nonce, sig, method.as_str(), target, body, now_ms())?;
     if state.idempotency.is_shared() {
         let ts_ms: i64 = ts.parse().unwrap_or(0);
         let forget = ts_ms.saturating_add(state.keys.recv_window_ms());
@@ -190,7 +186,11 @@ async fn authenticate_inner(
 }
 
 /// Reads the body, refusing more than the limit with 413.
-async fn read_body(state: &GatewayState, body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+async fn read_body(
+    state: &GatewayState,
+    body: Body,
+    headers: &HeaderMap,
+) -> Result<Vec<u8>, ApiError> {
     let max = state.max_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -259,7 +259,9 @@ async fn command(
             Some(v) => Some(
                 v.to_str()
                     .ok()
-                    .filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+                    .filter(|k| {
+                        (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic())
+                    })
                     .ok_or_else(|| {
                         ApiError::new(
                             StatusCode::BAD_REQUEST,
@@ -298,7 +300,11 @@ async fn command(
                         ));
                     }
                     Claim::Unavailable(why) => {
-                        return Err(ApiError::unavailable("unavailable", why, state.retry_after_secs));
+                        return Err(ApiError::unavailable(
+                            "unavailable",
+                            why,
+                            state.retry_after_secs,
+                        ));
                     }
                 }
             }
@@ -429,7 +435,9 @@ fn read_error(e: crate::reads::ReadError) -> ApiError {
         crate::reads::ReadError::NoStore => {
             ApiError::new(StatusCode::NOT_IMPLEMENTED, "no_store", e.to_string())
         }
-        crate::reads::ReadError::Store(_) => ApiError::unavailable("store_unavailable", e.to_string(), 1),
+        crate::reads::ReadError::Store(_) => {
+            ApiError::unavailable("store_unavailable", e.to_string(), 1)
+        }
     }
 }
 
@@ -686,7 +694,9 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
     match tokio::time::timeout(READY_TIMEOUT * 2, checks).await {
         Ok(Ok(())) => ok_json(&json!({"status": "ready"})),
         Ok(Err(e)) => ApiError::unavailable("not_ready", e, 1).into_response(),
-        Err(_) => ApiError::unavailable("not_ready", "readiness checks timed out", 1).into_response(),
+        Err(_) => {
+            ApiError::unavailable("not_ready", "readiness checks timed out", 1).into_response()
+        }
     }
 }
 
@@ -698,7 +708,10 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
     );
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         text,
     )
         .into_response()

@@ -133,8 +133,10 @@ impl Guard {
                 let expires = now_ms() + self.store.window_ms;
                 {
                     let mut m = m.lock().unwrap_or_else(PoisonError::into_inner);
-                    m.slots
-                        .insert(self.id.clone(), (expires, Slot::Done(self.fp, answer.clone())));
+                    m.slots.insert(
+                        self.id.clone(),
+                        (expires, Slot::Done(self.fp, answer.clone())),
+                    );
                     m.expiry.push(Reverse((expires, self.id.clone())));
                 }
                 if let Some(tx) = self.tx.take() {
@@ -262,7 +264,8 @@ impl Idempotency {
                     }
                     let (tx, rx) = watch::channel(None);
                     let expires = now + self.window_ms;
-                    mem.slots.insert(id.clone(), (expires, Slot::InFlight(fp, rx)));
+                    mem.slots
+                        .insert(id.clone(), (expires, Slot::InFlight(fp, rx)));
                     mem.expiry.push(Reverse((expires, id.clone())));
                     return Claim::Owner(Guard {
                         id,
@@ -387,8 +390,13 @@ mod tests {
             panic!("first claim owns")
         };
         g.finish(&answer(202)).await;
-        assert!(matches!(idem.claim("alice", "k1", 1).await, Claim::Answered(a) if a == answer(202)));
-        assert!(matches!(idem.claim("alice", "k1", 2).await, Claim::Mismatch));
+        assert!(
+            matches!(idem.claim("alice", "k1", 1).await, Claim::Answered(a) if a == answer(202))
+        );
+        assert!(matches!(
+            idem.claim("alice", "k1", 2).await,
+            Claim::Mismatch
+        ));
         assert!(matches!(idem.claim("bob", "k1", 2).await, Claim::Owner(_)));
     }
 
@@ -416,13 +424,19 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(g);
         assert!(matches!(dup.await.unwrap(), Claim::InFlight));
-        assert!(matches!(idem.claim("alice", "k1", 1).await, Claim::Owner(_)));
+        assert!(matches!(
+            idem.claim("alice", "k1", 1).await,
+            Claim::Owner(_)
+        ));
     }
 
     #[tokio::test]
     async fn bounded() {
         let idem = Idempotency::memory(60_000, 1, Duration::from_millis(10));
         let _g = idem.claim("a", "1", 1).await;
-        assert!(matches!(idem.claim("a", "2", 1).await, Claim::Unavailable(_)));
+        assert!(matches!(
+            idem.claim("a", "2", 1).await,
+            Claim::Unavailable(_)
+        ));
     }
 }

@@ -59,7 +59,11 @@ pub enum Refusal {
     Rejected(RejectReason),
 }
 
-fn name<T>(field: &str, v: &str, f: fn(&str) -> Result<T, tradestream_engine::NameTooLong>) -> Result<T, Refusal> {
+fn name<T>(
+    field: &str,
+    v: &str,
+    f: fn(&str) -> Result<T, tradestream_engine::NameTooLong>,
+) -> Result<T, Refusal> {
     if v.is_empty() {
         return Err(Refusal::BadRequest(
             "invalid_field",
@@ -70,9 +74,10 @@ fn name<T>(field: &str, v: &str, f: fn(&str) -> Result<T, tradestream_engine::Na
 }
 
 fn decimal(field: &str, v: &str) -> Result<Decimal, Refusal> {
-    v.parse().map_err(|e: tradestream_engine::decimal::DecimalError| {
-        Refusal::BadRequest("invalid_field", format!("{field}: {e}"))
-    })
+    v.parse()
+        .map_err(|e: tradestream_engine::decimal::DecimalError| {
+            Refusal::BadRequest("invalid_field", format!("{field}: {e}"))
+        })
 }
 
 fn no_account<T>(a: &Option<T>) -> Result<(), Refusal> {
@@ -100,7 +105,11 @@ pub fn check_new(
         symbol: name("symbol", &body.symbol, Symbol::new)?,
         side: body.side,
         order_type: body.order_type,
-        price: body.price.as_deref().map(|p| decimal("price", p)).transpose()?,
+        price: body
+            .price
+            .as_deref()
+            .map(|p| decimal("price", p))
+            .transpose()?,
         qty: decimal("qty", &body.qty)?,
         tif: body.tif,
         post_only: body.post_only,
@@ -147,7 +156,11 @@ pub fn check_replace(
         order_id: name("order_id", order_id, OrderId::new)?,
         account: name("account", account, Account::new)?,
         symbol: name("symbol", symbol, Symbol::new)?,
-        price: body.price.as_deref().map(|p| decimal("price", p)).transpose()?,
+        price: body
+            .price
+            .as_deref()
+            .map(|p| decimal("price", p))
+            .transpose()?,
         qty: body.qty.as_deref().map(|q| decimal("qty", q)).transpose()?,
         ts,
     };

@@ -64,7 +64,11 @@ impl OrderProducer {
     pub async fn send(&self, key: &str, payload: &[u8]) -> Result<Acked, NotAcked> {
         let record = FutureRecord::to(&self.topic).key(key).payload(payload);
         // Queue full → fail at once rather than hold the request.
-        match self.producer.send(record, Timeout::After(Duration::ZERO)).await {
+        match self
+            .producer
+            .send(record, Timeout::After(Duration::ZERO))
+            .await
+        {
             Ok(d) => Ok(Acked {
                 partition: d.partition,
                 offset: d.offset,

@@ -72,8 +72,14 @@ async fn every_route_is_served_and_nothing_else() {
             .body(Body::empty())
             .unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
-        assert_ne!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        assert_ne!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
         assert!(
             !String::from_utf8_lossy(&body).contains("no_route"),
             "{method} {uri} is not routed"
@@ -104,7 +110,9 @@ async fn unsigned_commands_are_refused_and_oversized_bodies_first() {
         .unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["error"]["code"], "missing_auth");
     let req = Request::builder()
@@ -126,10 +134,11 @@ fn new_body(price: &str) -> orders::NewOrderBody {
 #[test]
 fn orders_are_checked_with_the_engines_reasons() {
     let st = state();
-    let refused = |price: &str| match orders::check_new(&st.instruments, "alice", &new_body(price), 1) {
-        Err(orders::Refusal::Rejected(r)) => r.code(),
-        other => panic!("expected a rejection, got {other:?}"),
-    };
+    let refused =
+        |price: &str| match orders::check_new(&st.instruments, "alice", &new_body(price), 1) {
+            Err(orders::Refusal::Rejected(r)) => r.code(),
+            other => panic!("expected a rejection, got {other:?}"),
+        };
     assert_eq!(refused("100.001"), "price_off_tick");
     assert_eq!(refused("0.5"), "price_out_of_band");
     let unknown: orders::NewOrderBody = serde_json::from_str(
@@ -138,7 +147,9 @@ fn orders_are_checked_with_the_engines_reasons() {
     .unwrap();
     assert!(matches!(
         orders::check_new(&st.instruments, "alice", &unknown, 1),
-        Err(orders::Refusal::Rejected(tradestream_engine::RejectReason::UnknownSymbol))
+        Err(orders::Refusal::Rejected(
+            tradestream_engine::RejectReason::UnknownSymbol
+        ))
     ));
     let with_account: orders::NewOrderBody = serde_json::from_str(
         r#"{"order_id":"o-1","account":"mallory","symbol":"BTC-USD","side":"buy","order_type":"market","qty":"1","tif":"ioc"}"#,

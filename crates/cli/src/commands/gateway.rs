@@ -16,7 +16,11 @@ pub struct GatewayArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Listen address.
-    #[arg(long, env = "TRADESTREAM_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "TRADESTREAM_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
     /// The API key file (YAML: key id, account, Ed25519 public key).
     #[arg(long, env = "TRADESTREAM_API_KEYS_FILE")]
@@ -51,7 +55,10 @@ impl GatewayArgs {
     /// The gateway's configuration.
     pub fn config(&self) -> anyhow::Result<GatewayConfig> {
         anyhow::ensure!(self.recv_window_ms > 0, "--recv-window-ms must be positive");
-        anyhow::ensure!(self.produce_timeout_ms > 0, "--produce-timeout-ms must be positive");
+        anyhow::ensure!(
+            self.produce_timeout_ms > 0,
+            "--produce-timeout-ms must be positive"
+        );
         let mut cfg = GatewayConfig::new(self.kafka.config()?, self.api_keys.clone());
         cfg.listen = self.listen;
         cfg.instruments.clone_from(&self.instruments);

@@ -68,7 +68,7 @@ impl Reads {
         }
     }
 
-    async fn from_store<T: Send + 'static>(
+    async fn read_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut dyn Store) -> tradestream_store::Result<T> + Send + 'static,
     ) -> Result<T, ReadError> {
@@ -109,7 +109,7 @@ impl Reads {
             return Ok(Some(v));
         }
         let symbol = symbol.to_owned();
-        self.from_store(move |s| s.top_of_book(&symbol)).await
+        self.read_store(move |s| s.top_of_book(&symbol)).await
     }
 
     /// A symbol's newest trades.
@@ -119,7 +119,7 @@ impl Reads {
             return Ok(v);
         }
         let symbol = symbol.to_owned();
-        self.from_store(move |s| s.trades_by_symbol(&symbol, limit))
+        self.read_store(move |s| s.trades_by_symbol(&symbol, limit))
             .await
     }
 
@@ -138,7 +138,7 @@ impl Reads {
             return Ok(v);
         }
         let symbol = symbol.to_owned();
-        self.from_store(move |s| s.candles(&symbol, interval, limit))
+        self.read_store(move |s| s.candles(&symbol, interval, limit))
             .await
     }
 
@@ -153,7 +153,7 @@ impl Reads {
             return Ok(Some(v));
         }
         let (symbol, order_id) = (symbol.to_owned(), order_id.to_owned());
-        self.from_store(move |s| s.order(&symbol, &order_id)).await
+        self.read_store(move |s| s.order(&symbol, &order_id)).await
     }
 
     /// Store and cache reachable, where configured.
@@ -162,7 +162,7 @@ impl Reads {
             cache.ping().await.map_err(|e| format!("cache: {e}"))?;
         }
         if self.store.is_some() {
-            self.from_store(|s| s.top_of_book("").map(|_| ()))
+            self.read_store(|s| s.top_of_book("").map(|_| ()))
                 .await
                 .map_err(|e| e.to_string())?;
         }

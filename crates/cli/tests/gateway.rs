@@ -96,7 +96,6 @@ impl<'a> Req<'a> {
 
 struct Gateway {
     addr: SocketAddr,
-    http: reqwest::Client,
 }
 
 impl Gateway {
@@ -110,41 +109,64 @@ impl Gateway {
                 r.body.as_bytes(),
             )))
         });
-        let method = reqwest::Method::from_bytes(r.method.as_bytes()).unwrap();
-        let mut b = self
-            .http
-            .request(method, format!("http://{}{}", self.addr, r.path))
-            .header("X-TS-Key", who.key_id)
-            .header("X-TS-Timestamp", r.ts.to_string())
-            .header("X-TS-Nonce", &r.nonce)
-            .header("X-TS-Signature", sig)
-            .header("Content-Type", "application/json")
-            .body(r.body.to_owned());
+        let mut headers = vec![
+            ("X-TS-Key", who.key_id.to_owned()),
+            ("X-TS-Timestamp", r.ts.to_string()),
+            ("X-TS-Nonce", r.nonce.clone()),
+            ("X-TS-Signature", sig),
+            ("Content-Type", "application/json".to_owned()),
+        ];
         if let Some(k) = r.idem {
-            b = b.header("Idempotency-Key", k);
+            headers.push(("Idempotency-Key", k.to_owned()));
         }
-        answer(b.send().await.expect("gateway answers")).await
+        http(self.addr, r.method, r.path, &headers, r.body).await
     }
 
     async fn get(&self, path: &str) -> Answer {
-        let res = self
-            .http
-            .get(format!("http://{}{}", self.addr, path))
-            .send()
-            .await
-            .expect("gateway answers");
-        answer(res).await
+        http(self.addr, "GET", path, &[], "").await
     }
 }
 
-async fn answer(res: reqwest::Response) -> Answer {
-    let status = res.status().as_u16();
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let text = res.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+/// A minimal HTTP/1.1 exchange (`Connection: close`, the answer read to its end).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Answer {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("gateway listens");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("the gateway answers within 30 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, payload) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let retry_after = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+        .map(|(_, v)| v.trim().to_owned());
+    let body = serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_owned()));
     Answer {
         status,
         retry_after,
@@ -507,10 +529,7 @@ fn start_gateway(
                 let _ = stopped.await;
             },
         ));
-        Gateway {
-            addr,
-            http: reqwest::Client::new(),
-        }
+        Gateway { addr }
     });
     (gw, stop)
 }

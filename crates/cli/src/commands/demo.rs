@@ -158,6 +158,13 @@ impl Downstream {
 }
 
 impl Downstream {
+    /// Whether every worker has stopped.
+    pub(super) fn is_finished(&self) -> bool {
+        self.threads
+            .iter()
+            .all(std::thread::JoinHandle::is_finished)
+    }
+
     /// Stops the workers (each writes its last batch on the way out).
     pub(super) fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();

@@ -92,18 +92,33 @@ pub fn serve(
         tradestream_gateway::serve_with_live(listener, &cfg, signalled()).await
     });
     stop.trigger();
-    let flowed = flow
-        .join()
-        .map_err(|_| anyhow::anyhow!("the order flow panicked"));
-    let matched = matcher
-        .join()
-        .map_err(|_| anyhow::anyhow!("the matcher panicked"));
-    let stopped = downstream.stop();
     std::fs::remove_dir_all(&dir).ok();
     served?;
-    flowed??;
-    matched??;
-    stopped
+    // The embedded broker stops at the same signal (tansu handles it too) and its memory storage
+    // goes with it, so the workers cannot finish cleanly: give them a moment, then leave (the
+    // store's batches are transactions; nothing half-written stays).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !(flow.is_finished() && matcher.is_finished() && downstream.is_finished()) {
+        if std::time::Instant::now() > deadline {
+            eprintln!("the embedded broker stopped with the signal; leaving the workers");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let flowed = flow
+        .join()
+        .map_err(|_| anyhow::anyhow!("the order flow panicked"))?;
+    let matched = matcher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the matcher panicked"))?;
+    let stopped = downstream.stop();
+    // A worker that lost the broker under it says so; the signal was the cause.
+    for result in [flowed, matched.map_err(anyhow::Error::from), stopped] {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "a worker stopped with the broker");
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

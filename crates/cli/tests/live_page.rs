@@ -1,6 +1,6 @@
 //! The README's demo as people use it: `tradestream demo --serve` on the embedded broker, its
 //! live market page in headless Chromium (Debian's, driven by playwright-core from npm): the
-//! ladder and the trades tape fill from the running pipeline, an order placed from the page's
+//! ladder, the trades tape and the candle chart fill from the running pipeline, an order placed from the page's
 //! ticket is signed in the browser, answered 202 by the gateway, matched, and its notification
 //! comes back over the page's private channel. A screenshot is saved under the target's
 //! temporary directory (its path is printed).
@@ -116,6 +116,7 @@ fn the_demo_page_shows_the_market_and_takes_an_order_from_its_ticket() {
         .env("URL", &url)
         .env("CHROMIUM", &chromium)
         .env("SYMBOL", "BTC-USD")
+        .env("EXPECT_CANDLES", "1")
         .env("ORDER_TICKET", "1")
         .env("TICKET_SIDE", "buy")
         .env("TICKET_PRICE", "100.00")

@@ -4,7 +4,7 @@
 //!
 //! Topics or partitions that do not exist yet are looked for again every few seconds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -217,13 +217,14 @@ pub(crate) fn run(shared: &Arc<Shared>) {
         ]
     };
     let mut assigned = BTreeSet::new();
+    let mut next_offsets = HashMap::new();
     let mut next_check = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_check {
             let complete = assign_new(&consumer, &topics, &mut assigned, shared);
             next_check = Instant::now() + if complete { RECHECK } else { RECHECK_MISSING };
         }
-        let batch = read_batch(&consumer, &topics, shared);
+        let batch = read_batch(&consumer, &topics, shared, &mut next_offsets);
         hub.apply(batch);
     }
 }
@@ -324,7 +325,15 @@ fn assign_new(
 }
 
 /// Reads for at most the flush interval (or [`MAX_BATCH`] records).
-fn read_batch(consumer: &BaseConsumer, topics: &[(String, Kind)], shared: &Shared) -> Vec<Update> {
+/// Reads for up to one flush interval. A record at an offset already read on its partition is
+/// skipped: a broker may deliver part of a batch again (the embedded broker answers a fetch
+/// from inside a batch with the whole batch), and a client must not see a trade twice.
+fn read_batch(
+    consumer: &BaseConsumer,
+    topics: &[(String, Kind)],
+    shared: &Shared,
+    next_offsets: &mut HashMap<(usize, i32), i64>,
+) -> Vec<Update> {
     let deadline = Instant::now() + shared.config.flush_interval;
     let mut batch = Vec::new();
     while batch.len() < MAX_BATCH {
@@ -342,13 +351,15 @@ fn read_batch(consumer: &BaseConsumer, topics: &[(String, Kind)], shared: &Share
                 continue;
             }
         };
-        let Some(kind) = topics
-            .iter()
-            .find(|(t, _)| t == msg.topic())
-            .map(|(_, k)| *k)
-        else {
+        let Some(index) = topics.iter().position(|(t, _)| t == msg.topic()) else {
             continue;
         };
+        let kind = topics[index].1;
+        let next = next_offsets.entry((index, msg.partition())).or_insert(0);
+        if msg.offset() < *next {
+            continue;
+        }
+        *next = msg.offset() + 1;
         shared.stats.records.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("tradestream_live_records_total").increment(1);
         match decode(kind, msg.payload().unwrap_or_default()) {

@@ -110,6 +110,7 @@ function clearMarket() {
   $("asks").replaceChildren();
   $("bids").replaceChildren();
   $("trades").replaceChildren();
+  state.lastTradeSeq = undefined;
   $("spread-cell").textContent = "–";
   $("top").textContent = "";
   $("last").textContent = "";
@@ -133,10 +134,26 @@ function renderBook(b) {
   const bid = b.bid ? b.bid.price : "–";
   const ask = b.ask ? b.ask.price : "–";
   $("spread-cell").textContent = `bid ${bid} · ask ${ask}`;
-  $("top").textContent = b.bid && b.ask ? `spread ${(Number(b.ask.price) - Number(b.bid.price)).toPrecision(6)}` : "";
+  $("top").textContent = b.bid && b.ask ? `spread ${spread(b.bid.price, b.ask.price)}` : "";
+}
+
+// ask − bid of two decimal strings, exactly (no float noise): both scaled to the longer
+// fraction and subtracted as integers.
+function spread(bid, ask) {
+  const frac = (s) => (s.split(".")[1] || "").length;
+  const places = Math.max(frac(bid), frac(ask));
+  const units = (s) => BigInt(s.replace(".", "") + "0".repeat(places - frac(s)));
+  const d = units(ask) - units(bid);
+  const neg = d < 0n;
+  const digits = (neg ? -d : d).toString().padStart(places + 1, "0");
+  const text = places ? `${digits.slice(0, -places)}.${digits.slice(-places)}` : digits;
+  return neg ? `-${text}` : text;
 }
 
 function addTrade(t) {
+  // Each trade once, in order: a trade at or below the last seq shown is not shown again.
+  if (typeof t.seq === "number" && state.lastTradeSeq !== undefined && t.seq <= state.lastTradeSeq) return;
+  if (typeof t.seq === "number") state.lastTradeSeq = t.seq;
   const time = new Date(t.ts).toISOString().slice(11, 23);
   const row = el("tr", { class: t.taker_side }, el("td", {}, time), el("td", {}, t.price), el("td", {}, t.qty));
   const body = $("trades");
@@ -166,6 +183,7 @@ function drawChart() {
   g.fillStyle = "#0b1016";
   g.fillRect(0, 0, w, h);
   const candles = [...state.candles.values()].sort((a, b) => a.bucket_start - b.bucket_start);
+  canvas.dataset.candles = String(candles.length);
   g.fillStyle = "#7d8a99";
   g.font = "12px system-ui";
   if (!candles.length) {

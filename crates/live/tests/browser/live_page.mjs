@@ -4,7 +4,7 @@
 //
 // Env: URL (the page, with any #key=..&secret=.. fragment), SYMBOL (default BTC-USD),
 // EXPECT_TRADE_PRICE (a price the tape must show), EXPECT_NOTE (text a notification must show),
-// ORDER_TICKET=1 (+ TICKET_SIDE, TICKET_PRICE, TICKET_QTY), SCREENSHOT (png path),
+// EXPECT_CANDLES=1 (the chart has a candle), ORDER_TICKET=1 (+ TICKET_SIDE, TICKET_PRICE, TICKET_QTY), SCREENSHOT (png path),
 // CHROMIUM (default /usr/bin/chromium), TIMEOUT_MS (default 60000).
 import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -53,6 +53,10 @@ try {
     );
   }
   console.log(`tape: ${await page.locator("#trades tr").count()} trades, first ${await page.locator("#trades tr").first().innerText()}`);
+  if (env.EXPECT_CANDLES === "1") {
+    await page.waitForFunction(() => Number(document.querySelector("#chart").dataset.candles || 0) > 0, null, { timeout });
+    console.log(`chart: ${await page.getAttribute("#chart", "data-candles")} candles`);
+  }
   if (env.EXPECT_NOTE) {
     await page.waitForFunction(
       (t) => [...document.querySelectorAll("#notifications li")].some((li) => li.textContent.includes(t)),

@@ -97,6 +97,7 @@ async fn the_live_page_shows_the_book_and_trades_from_matching() {
     let Some((node, chromium, modules)) = browser_tools() else {
         return;
     };
+    let _broker = hold_broker();
     tokio::task::block_in_place(|| {
         tradestream_runtime::topics::apply(&layout(), &kafka()).expect("topics");
     });

@@ -38,6 +38,7 @@ fn auth() -> Arc<dyn StreamAuth> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_channels_deliver_to_their_subscribers_only() {
+    let _broker = hold_broker();
     let topics = topics("-pub");
     let hub = tokio::task::block_in_place(|| hub(topics.clone(), |_| {}));
     let addr = serve(router(hub.clone(), auth())).await;
@@ -173,6 +174,7 @@ async fn public_channels_deliver_to_their_subscribers_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_private_channel_needs_a_signature_and_carries_its_accounts_only() {
+    let _broker = hold_broker();
     let topics = topics("-priv");
     let hub = tokio::task::block_in_place(|| hub(topics.clone(), |_| {}));
     let addr = serve(router(hub.clone(), auth())).await;
@@ -265,6 +267,7 @@ async fn the_private_channel_needs_a_signature_and_carries_its_accounts_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_never_reads_is_dropped_and_its_queue_stays_bounded() {
+    let _broker = hold_broker();
     const QUEUE: usize = 64;
     const BYTES: usize = 1 << 20;
     let topics = topics("-slow");
@@ -370,6 +373,7 @@ async fn wait_until_async(cond: impl Fn() -> bool) {
 /// Needs no broker: the hub is fed by the test (`Hub::apply`), and never reads topics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_errors_and_the_connection_lives_on() {
+    let _broker = hold_broker();
     let config = HubConfig::new(
         tradestream_runtime::KafkaConfig::new("127.0.0.1:9"),
         instruments(),

@@ -65,6 +65,10 @@ pub struct DemoArgs {
     /// Where `--serve` listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub serve_addr: SocketAddr,
+    /// More API keys for `--serve` (a key file as `run gateway` takes, from `tradestream keys
+    /// new`): their accounts can place orders with curl beside the page's demo account.
+    #[arg(long, env = "TRADESTREAM_API_KEYS_FILE")]
+    pub api_keys: Option<PathBuf>,
     /// Orders per second the generated flow sends while serving.
     #[arg(long, default_value_t = 20)]
     pub serve_rate: u64,

@@ -34,8 +34,14 @@ pub fn serve(
     let signing = auth::generate_signing_key()
         .map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
     let keys_file = dir.join("keys.yaml");
-    let entry = auth::key_file_entry(DEMO_KEY, DEMO_ACCOUNT, &signing.verifying_key());
-    std::fs::write(&keys_file, format!("keys:\n{entry}"))
+    let mut keys = format!(
+        "keys:\n{}",
+        auth::key_file_entry(DEMO_KEY, DEMO_ACCOUNT, &signing.verifying_key())
+    );
+    if let Some(path) = &args.api_keys {
+        keys.push_str(&user_keys(path)?);
+    }
+    std::fs::write(&keys_file, keys)
         .with_context(|| format!("cannot write {}", keys_file.display()))?;
     let secret = auth::signing_key_for_page(&signing).map_err(anyhow::Error::msg)?;
 
@@ -135,6 +141,43 @@ async fn signalled() {
         _ = int.recv() => {},
     }
     eprintln!("stopping…");
+}
+
+/// The entries of a user's key file, re-written as items of the demo's `keys:` list (checked
+/// as the gateway will check them).
+fn user_keys(path: &std::path::Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let ring = tradestream_gateway::KeyRing::parse(&text, auth::DEFAULT_RECV_WINDOW_MS)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    anyhow::ensure!(!ring.is_empty(), "{} holds no keys", path.display());
+    let file: serde_norway::Value =
+        serde_norway::from_str(&text).with_context(|| format!("{} is not YAML", path.display()))?;
+    let items = file
+        .get("keys")
+        .and_then(serde_norway::Value::as_sequence)
+        .with_context(|| format!("{} has no `keys:` list", path.display()))?;
+    let mut out = String::new();
+    for item in items {
+        let field = |name: &str| item.get(name).and_then(serde_norway::Value::as_str);
+        let (Some(key), Some(account), Some(public)) =
+            (field("key"), field("account"), field("public-key"))
+        else {
+            anyhow::bail!(
+                "{}: an entry lacks key, account or public-key",
+                path.display()
+            );
+        };
+        anyhow::ensure!(
+            key != DEMO_KEY,
+            "{}: key id {DEMO_KEY} is the demo's",
+            path.display()
+        );
+        out.push_str(&format!(
+            "  - key: {key:?}\n    account: {account:?}\n    public-key: {public:?}\n"
+        ));
+    }
+    Ok(out)
 }
 
 /// A directory only this user can enter, for the demo's key file.

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -39,12 +39,23 @@ pub fn layout() -> TopicLayout {
     tradestream_config::topics::load_topics(&root.join("topics.yaml")).expect("topics.yaml")
 }
 
-/// One broker per test binary (embedded in this process, or a private Apache Kafka node with
-/// `TRADESTREAM_TEST_BROKER=kafka`); tests keep apart by topic names.
-pub fn broker() -> &'static str {
-    static BROKER: OnceLock<(Option<KafkaNode>, String)> = OnceLock::new();
-    &BROKER
-        .get_or_init(|| match TestBroker::from_env() {
+/// The broker of this test binary: (Kafka node if any, address), and how many tests use it.
+static BROKER: Mutex<(usize, Option<(Option<KafkaNode>, String)>)> = Mutex::new((0, None));
+
+/// A test's hold on the binary's broker (embedded in this process, or a private Apache Kafka
+/// node with `TRADESTREAM_TEST_BROKER=kafka`): tests that overlap share it and keep apart by
+/// topic names; the last one to finish stops a Kafka node (a static would never be dropped, and
+/// the JVM would outlive the tests).
+#[must_use = "the broker stops when the last hold is dropped"]
+pub struct BrokerHold;
+
+/// Starts the broker if no running test holds it.
+pub fn hold_broker() -> BrokerHold {
+    let mut b = BROKER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if b.1.is_none() {
+        b.1 = Some(match TestBroker::from_env() {
             TestBroker::Embedded => {
                 let addr = tradestream_broker::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
                     .expect("embedded broker");
@@ -55,8 +66,33 @@ pub fn broker() -> &'static str {
                 let addr = node.addr().to_owned();
                 (Some(node), addr)
             }
-        })
-        .1
+        });
+    }
+    b.0 += 1;
+    BrokerHold
+}
+
+impl Drop for BrokerHold {
+    fn drop(&mut self) {
+        let mut b = BROKER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.0 -= 1;
+        if b.0 == 0 {
+            // Kills and removes a Kafka node; the embedded broker lives as long as the process.
+            b.1 = None;
+        }
+    }
+}
+
+/// The address of the broker a test holds ([`hold_broker`]).
+pub fn broker() -> String {
+    let b = BROKER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    b.1.as_ref()
+        .map(|(_, addr)| addr.clone())
+        .expect("the test holds the broker (common::hold_broker)")
 }
 
 /// The four topics the hub reads, named with `suffix`, created on the broker.

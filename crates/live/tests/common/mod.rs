@@ -39,8 +39,11 @@ pub fn layout() -> TopicLayout {
     tradestream_config::topics::load_topics(&root.join("topics.yaml")).expect("topics.yaml")
 }
 
-/// The broker of this test binary: (Kafka node if any, address), and how many tests use it.
-static BROKER: Mutex<(usize, Option<(Option<KafkaNode>, String)>)> = Mutex::new((0, None));
+/// A started broker: its Kafka node (none: embedded) and address.
+type Running = (Option<KafkaNode>, String);
+
+/// The broker of this test binary, and how many tests hold it.
+static BROKER: Mutex<(usize, Option<Running>)> = Mutex::new((0, None));
 
 /// A test's hold on the binary's broker (embedded in this process, or a private Apache Kafka
 /// node with `TRADESTREAM_TEST_BROKER=kafka`): tests that overlap share it and keep apart by

@@ -129,18 +129,9 @@ pub fn serve(
 
 /// Resolves on SIGINT or SIGTERM.
 async fn signalled() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    if super::kafka::signalled().await {
+        eprintln!("stopping…");
     }
-    eprintln!("stopping…");
 }
 
 /// The entries of a user's key file, re-written as items of the demo's `keys:` list (checked

@@ -87,18 +87,9 @@ pub fn run(args: &GatewayArgs) -> anyhow::Result<()> {
         .context("cannot start the runtime")?;
     rt.block_on(async move {
         let shutdown = async {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
+            if super::kafka::signalled().await {
+                tracing::info!("stop requested; finishing requests in flight");
             }
-            tracing::info!("stop requested; finishing requests in flight");
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await

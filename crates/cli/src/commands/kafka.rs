@@ -55,6 +55,23 @@ impl KafkaArgs {
     }
 }
 
+/// Resolves on the first SIGINT or SIGTERM with `true`; at once with `false` when the handlers
+/// cannot be installed.
+pub async fn signalled() -> bool {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return false;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    true
+}
+
 /// A shutdown flag set on SIGINT or SIGTERM (from a background thread with its own runtime).
 pub fn shutdown_on_signals() -> anyhow::Result<Shutdown> {
     let shutdown = Shutdown::new();
@@ -67,19 +84,10 @@ pub fn shutdown_on_signals() -> anyhow::Result<Shutdown> {
         .name("signals".into())
         .spawn(move || {
             rt.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    return;
-                };
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
+                if signalled().await {
+                    tracing::info!("stop requested; finishing the batch in flight");
+                    flag.trigger();
                 }
-                tracing::info!("stop requested; finishing the batch in flight");
-                flag.trigger();
             });
         })
         .context("cannot start the signal handler")?;

@@ -139,6 +139,9 @@ impl PartitionReader {
                 None if at >= high && last_record.elapsed() >= QUIET => break,
                 None => {}
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => break,
+                Some(Err(e)) if leadership_settling(&e) => {
+                    tracing::debug!(topic, partition, error = %e, "read interrupted; going on");
+                }
                 Some(Err(e)) => return Err(e.into()),
             }
         }
@@ -147,7 +150,10 @@ impl PartitionReader {
     }
 }
 
-/// Whether an error only says that a partition's leadership is moving or not known yet.
+/// Whether an error only says that a partition's leadership is moving or not known yet, or that
+/// the cluster is out of reach for a moment (right after a broker was paused or restarted: all
+/// connections down, metadata that does not list the partition yet). Reads retry these until
+/// their timeout.
 fn leadership_settling(e: &rdkafka::error::KafkaError) -> bool {
     use rdkafka::error::RDKafkaErrorCode as C;
     matches!(
@@ -159,6 +165,9 @@ fn leadership_settling(e: &rdkafka::error::KafkaError) -> bool {
                 | C::UnknownLeaderEpoch
                 | C::BrokerNotAvailable
                 | C::RequestTimedOut
+                | C::AllBrokersDown
+                | C::BrokerTransportFailure
+                | C::UnknownPartition
         )
     )
 }

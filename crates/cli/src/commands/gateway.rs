@@ -33,8 +33,11 @@ pub struct GatewayArgs {
     pub store: Option<StoreUri>,
     /// Redis (`redis://host:port`; a password only through the environment): idempotency keys
     /// and nonces shared by every instance, and the cache (`run cache`) reads try first.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// A file whose first line is the Redis URL (wins over --redis-url / REDIS_URL).
+    #[arg(long, env = "REDIS_URL_FILE")]
+    pub redis_url_file: Option<PathBuf>,
     /// Prefix of the cache's keys in Redis (as `run cache --key-prefix`).
     #[arg(long, default_value = tradestream_cache::keys::DEFAULT_PREFIX)]
     pub cache_key_prefix: String,
@@ -67,7 +70,9 @@ impl GatewayArgs {
         cfg.listen = self.listen;
         cfg.instruments.clone_from(&self.instruments);
         cfg.store.clone_from(&self.store);
-        cfg.redis_url.clone_from(&self.redis_url);
+        cfg.redis_url =
+            super::run::redis_url(self.redis_url.as_deref(), self.redis_url_file.as_deref())?
+                .map(|url| url.as_str().to_owned());
         cfg.cache_key_prefix.clone_from(&self.cache_key_prefix);
         cfg.orders_topic.clone_from(&self.orders_topic);
         cfg.recv_window_ms = self.recv_window_ms;

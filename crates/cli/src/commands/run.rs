@@ -59,25 +59,11 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
-    /// The Redis URL: from --redis-url-file, else REDIS_URL / --redis-url (a password only
-    /// from the environment).
+    /// The Redis URL (see [`redis_url`]); the cache worker cannot run without one.
     fn redis_url(&self) -> anyhow::Result<RedisUrl> {
-        use anyhow::Context as _;
-        if let Some(path) = &self.redis_url_file {
-            return RedisUrl::from_file(path)
-                .with_context(|| format!("reading the Redis URL from {}", path.display()));
-        }
-        let Some(url) = &self.redis_url else {
-            anyhow::bail!("run cache needs Redis: set REDIS_URL or --redis-url-file");
-        };
-        let url = RedisUrl::new(url.as_str());
-        let from_env = std::env::var("REDIS_URL").is_ok_and(|v| RedisUrl::new(v) == url);
-        anyhow::ensure!(
-            from_env || url.redacted() == url.as_str(),
-            "a Redis URL with a password is not taken from the command line (other users can \
-             read it there): put it in REDIS_URL or a file given to --redis-url-file"
-        );
-        Ok(url)
+        redis_url(self.redis_url.as_deref(), self.redis_url_file.as_deref())?.ok_or_else(|| {
+            anyhow::anyhow!("run cache needs Redis: set REDIS_URL or --redis-url-file")
+        })
     }
 
     /// The worker configuration.
@@ -90,6 +76,32 @@ impl CacheArgs {
         cfg.max_watermark_lead_ms = self.max_watermark_lead_ms;
         Ok(cfg)
     }
+}
+
+/// A Redis URL from `--redis-url-file` (first line), else from `--redis-url` / `REDIS_URL`. A
+/// URL with a password is taken only from the environment or the file, never from the command
+/// line, where other users of the machine can read it.
+pub fn redis_url(
+    arg: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<RedisUrl>> {
+    use anyhow::Context as _;
+    if let Some(path) = file {
+        return RedisUrl::from_file(path)
+            .map(Some)
+            .with_context(|| format!("reading the Redis URL from {}", path.display()));
+    }
+    let Some(url) = arg else {
+        return Ok(None);
+    };
+    let url = RedisUrl::new(url);
+    let from_env = std::env::var("REDIS_URL").is_ok_and(|v| RedisUrl::new(v) == url);
+    anyhow::ensure!(
+        from_env || url.redacted() == url.as_str(),
+        "a Redis URL with a password is not taken from the command line (other users can \
+         read it there): put it in REDIS_URL or a file given to --redis-url-file"
+    );
+    Ok(Some(url))
 }
 
 /// Arguments of a worker that writes to the results store.

@@ -399,41 +399,39 @@ async fn cancel_order(
     State(state): State<Arc<GatewayState>>,
     path: Result<Path<(String, String)>, PathRejection>,
     req: Request,
-) -> Response {
-    let Path((symbol, order_id)) = match path {
-        Ok(p) => p,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    command(state, "cancel", req, move |st, account, _body, ts| {
-        let cmd = orders::check_cancel(&st.instruments, account, &symbol, &order_id, ts)?;
-        Ok(Produced {
-            order_id,
-            symbol,
-            payload: orders::encode_cancel(&cmd),
+) -> Result<Response, ApiError> {
+    let Path((symbol, order_id)) = path?;
+    Ok(
+        command(state, "cancel", req, move |st, account, _body, ts| {
+            let cmd = orders::check_cancel(&st.instruments, account, &symbol, &order_id, ts)?;
+            Ok(Produced {
+                order_id,
+                symbol,
+                payload: orders::encode_cancel(&cmd),
+            })
         })
-    })
-    .await
+        .await,
+    )
 }
 
 async fn replace_order(
     State(state): State<Arc<GatewayState>>,
     path: Result<Path<(String, String)>, PathRejection>,
     req: Request,
-) -> Response {
-    let Path((symbol, order_id)) = match path {
-        Ok(p) => p,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    command(state, "replace", req, move |st, account, body, ts| {
-        let b: orders::ReplaceBody = parse_json(body)?;
-        let cmd = orders::check_replace(&st.instruments, account, &symbol, &order_id, &b, ts)?;
-        Ok(Produced {
-            order_id,
-            symbol,
-            payload: orders::encode_replace(&cmd),
+) -> Result<Response, ApiError> {
+    let Path((symbol, order_id)) = path?;
+    Ok(
+        command(state, "replace", req, move |st, account, body, ts| {
+            let b: orders::ReplaceBody = parse_json(body)?;
+            let cmd = orders::check_replace(&st.instruments, account, &symbol, &order_id, &b, ts)?;
+            Ok(Produced {
+                order_id,
+                symbol,
+                payload: orders::encode_replace(&cmd),
+            })
         })
-    })
-    .await
+        .await,
+    )
 }
 
 // ---- reads ----

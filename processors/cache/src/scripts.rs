@@ -9,9 +9,13 @@
 
 use redis::Script;
 
-/// `KEYS[1]` a row's hash; `ARGV`: seq, closed (0/1), row text, TTL ms (0: none).
-/// Returns 1 when written, 0 when refused (the stored version is the same or newer).
-pub const UPSERT: &str = r"
+/// The version rule every row write starts with, stated once: `KEYS[1]` is the row's hash,
+/// `ARGV[1..=4]` its seq, closed (0/1), row text and TTL ms. Returns 0 (refused) when the
+/// stored version is the same or newer; else writes the row and leaves `ttl` set for the rest
+/// of the script.
+macro_rules! versioned_write {
+    () => {
+        r"
 local cur = redis.call('HMGET', KEYS[1], 's', 'c')
 local seq, closed = tonumber(ARGV[1]), tonumber(ARGV[2])
 if cur[1] then
@@ -20,28 +24,31 @@ if cur[1] then
 end
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'c', ARGV[2], 'row', ARGV[3])
 local ttl = tonumber(ARGV[4])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+"
+    };
+}
+
+/// `KEYS[1]` a row's hash; `ARGV`: seq, closed (0/1), row text, TTL ms (0: none).
+/// Returns 1 when written, 0 when refused (the stored version is the same or newer).
+pub const UPSERT: &str = concat!(
+    versioned_write!(),
+    r"if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
 return 1
-";
+",
+);
 
 /// [`UPSERT`] of a candle (`KEYS[1]`) that also indexes it in its series (`KEYS[2]`, a sorted
 /// set of bucket starts): `ARGV` as [`UPSERT`], then bucket start, how many buckets the series
 /// keeps, the series' TTL ms. Returns 1 when written, 0 when refused.
-pub const CANDLE: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 's', 'c')
-local seq, closed = tonumber(ARGV[1]), tonumber(ARGV[2])
-if cur[1] then
-  local s, c = tonumber(cur[1]), tonumber(cur[2] or '0')
-  if s > seq or (s == seq and c >= closed) then return 0 end
-end
-redis.call('HSET', KEYS[1], 's', ARGV[1], 'c', ARGV[2], 'row', ARGV[3])
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+pub const CANDLE: &str = concat!(
+    versioned_write!(),
+    r"if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[5])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[6]) + 1))
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
-";
+",
+);
 
 /// One trade into a symbol's sorted set (`KEYS[1]`): `ARGV` seq (the score), row text, how many
 /// trades the set keeps. The same trade again is the same member (its text is deterministic), and

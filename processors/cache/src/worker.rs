@@ -186,19 +186,9 @@ impl Cache {
             changes,
             ..
         } = self;
-        let mut failed: Option<CacheError> = None;
         // The fold holds every order of the batch in flight (terminal ones are evicted only once
         // written), so what it does not hold is in Redis or nowhere.
-        let folded = fold.apply(ev, |symbol, id| {
-            writer.order(symbol, id).unwrap_or_else(|e| {
-                failed.get_or_insert(e);
-                None
-            })
-        });
-        if let Some(e) = failed {
-            return Err(Box::new(e));
-        }
-        match folded {
+        match fold.try_apply(ev, |symbol, id| writer.order(symbol, id))? {
             Ok(rows) => {
                 rows.into_iter().for_each(|r| changes.order(r));
                 Ok(Outcome::Done)
@@ -226,20 +216,13 @@ impl Cache {
         if let Some(row) = trade_row(ev) {
             changes.trade(row);
         }
-        let mut failed: Option<CacheError> = None;
-        let applied = builder.apply(ev, record.timestamp_ms, |symbol, interval, start| {
+        let applied = builder.try_apply(ev, record.timestamp_ms, |symbol, interval, start| {
             // This batch's version is newer than the cache's.
-            if let Some(row) = changes.candles.get(&(symbol.to_owned(), interval, start)) {
-                return Some(row.clone());
+            match changes.candles.get(&(symbol.to_owned(), interval, start)) {
+                Some(row) => Ok(Some(row.clone())),
+                None => writer.candle(symbol, interval, start),
             }
-            writer.candle(symbol, interval, start).unwrap_or_else(|e| {
-                failed.get_or_insert(e);
-                None
-            })
-        });
-        if let Some(e) = failed {
-            return Err(Box::new(e));
-        }
+        })?;
         let out = match applied {
             Ok(out) => out,
             Err(e) => return Ok(Outcome::Poison(Poison::new("process", e.to_string()))),

@@ -318,6 +318,27 @@ impl CandleBuilder {
         }
     }
 
+    /// [`CandleBuilder::apply`] with a lookup that can fail (a store, a cache): the first
+    /// failure is returned as the outer error, the builder's own verdict inside.
+    pub fn try_apply<E>(
+        &mut self,
+        ev: &DecodedEvent,
+        record_ts_ms: Option<i64>,
+        mut lookup: impl FnMut(&str, Interval, i64) -> Result<Option<CandleRow>, E>,
+    ) -> Result<Result<CandleOutput, CandleError>, E> {
+        let mut failed = None;
+        let applied = self.apply(ev, record_ts_ms, |symbol, interval, start| {
+            lookup(symbol, interval, start).unwrap_or_else(|e| {
+                failed.get_or_insert(e);
+                None
+            })
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(applied),
+        }
+    }
+
     /// Applies one event of the `trades` topic: a trade updates the open candles of its buckets
     /// and moves the watermark, which may close candles; other events change nothing.
     /// `record_ts_ms` is the broker timestamp of the event's record, which bounds how far the

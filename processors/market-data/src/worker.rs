@@ -21,7 +21,7 @@ use tradestream_runtime::{
     Context, KafkaConfig, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Stats, Worker,
     WorkerError,
 };
-use tradestream_store::{Batch, CandleRow, Interval, OffsetRow, Store, StoreError, TopOfBookRow};
+use tradestream_store::{Batch, CandleRow, Interval, OffsetRow, Store, TopOfBookRow};
 
 use crate::candles::{
     CandleBuilder, DEFAULT_ALLOWED_LATENESS_MS, DEFAULT_MAX_WATERMARK_LEAD_MS, top_of_book,
@@ -155,20 +155,13 @@ impl MarketData {
         } = self;
         let builder = builders.entry(p).or_insert_with(|| builder(cfg, p));
         let (late_before, clamped_before) = (builder.late(Interval::S1), builder.clamped());
-        let mut failed: Option<StoreError> = None;
-        let applied = builder.apply(ev, record.timestamp_ms, |symbol, interval, start| {
+        let applied = builder.try_apply(ev, record.timestamp_ms, |symbol, interval, start| {
             // This batch's version is newer than the store's.
-            if let Some(row) = candles.get(&(symbol.to_owned(), interval, start)) {
-                return Some(row.clone());
+            match candles.get(&(symbol.to_owned(), interval, start)) {
+                Some(row) => Ok(Some(row.clone())),
+                None => store.candle(symbol, interval, start),
             }
-            store.candle(symbol, interval, start).unwrap_or_else(|e| {
-                failed.get_or_insert(e);
-                None
-            })
-        });
-        if let Some(e) = failed {
-            return Err(Box::new(e));
-        }
+        })?;
         if builder.late(Interval::S1) > late_before {
             self.stats.late.fetch_add(1, Ordering::Relaxed);
         }

@@ -209,6 +209,26 @@ impl OrderFold {
         Self::default()
     }
 
+    /// [`OrderFold::apply`] with a lookup that can fail (a store, a cache): the first failure
+    /// is returned as the outer error, the fold's own verdict inside.
+    pub fn try_apply<E>(
+        &mut self,
+        ev: &DecodedEvent,
+        mut lookup: impl FnMut(&str, &str) -> Result<Option<OrderStateRow>, E>,
+    ) -> Result<Result<Vec<OrderStateRow>, FoldError>, E> {
+        let mut failed = None;
+        let folded = self.apply(ev, |symbol, id| {
+            lookup(symbol, id).unwrap_or_else(|e| {
+                failed.get_or_insert(e);
+                None
+            })
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(folded),
+        }
+    }
+
     /// Folds one execution; returns the order states it changed, in order (maker before taker
     /// for a trade). `lookup(symbol, order_id)` fetches an order's stored state when the fold
     /// does not hold it.

@@ -17,7 +17,7 @@ use tradestream_runtime::{
     Context, KafkaConfig, LoopConfig, Outcome, Position, Record, RunError, Shutdown, Stats, Worker,
     WorkerError,
 };
-use tradestream_store::{Batch, OffsetRow, Store, StoreError};
+use tradestream_store::{Batch, OffsetRow, Store};
 
 use crate::fold::{OrderFold, trade_row};
 
@@ -114,19 +114,9 @@ impl TradeRecorder {
         let TradeRecorder {
             store, fold, batch, ..
         } = self;
-        let mut failed: Option<StoreError> = None;
         // The fold holds every order of the batch in flight (terminal ones are evicted only once
         // written), so what it does not hold is in the store or nowhere.
-        let folded = fold.apply(ev, |symbol, id| {
-            store.order(symbol, id).unwrap_or_else(|e| {
-                failed.get_or_insert(e);
-                None
-            })
-        });
-        if let Some(e) = failed {
-            return Err(Box::new(e));
-        }
-        match folded {
+        match fold.try_apply(ev, |symbol, id| store.order(symbol, id))? {
             Ok(rows) => {
                 batch.orders.extend(rows);
                 Ok(Outcome::Done)

@@ -20,7 +20,7 @@ enum Command {
     /// Run the embedded Kafka-compatible broker (tansu, memory storage).
     #[cfg(feature = "embedded-broker")]
     Broker(commands::broker::BrokerArgs),
-    /// Create and check the topics of topics.yaml.
+    /// Create and check the topics of topics.yaml, or render them as Strimzi KafkaTopic resources.
     #[command(subcommand)]
     Topics(commands::topics::TopicsCommand),
     /// Produce records (a generated order flow or a file).

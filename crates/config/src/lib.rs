@@ -6,12 +6,14 @@
 //! - [`load_instruments`]: `instruments.yaml`, the instruments an engine trades.
 //! - [`topics`]: `topics.yaml`, the pipeline's Kafka topics ([`load_topics`], [`TopicLayout::check`],
 //!   [`TopicLayout::drift`]).
+//! - [`strimzi`]: the layout as Strimzi `KafkaTopic` resources (`tradestream topics render`).
 
 use std::path::Path;
 
 use serde::Deserialize;
 use tradestream_engine::{InstrumentError, InstrumentSpec, Instruments};
 
+pub mod strimzi;
 pub mod topics;
 
 pub use topics::{

@@ -298,7 +298,10 @@ fn kafka_topic(topic: &TopicSpec, options: &RenderOptions) -> Result<KafkaTopic,
 
 /// The layout as a multi-document YAML stream of `KafkaTopic` resources, headed by a comment naming the
 /// command that renders it.
-pub fn render_strimzi(layout: &TopicLayout, options: &RenderOptions) -> Result<String, RenderError> {
+pub fn render_strimzi(
+    layout: &TopicLayout,
+    options: &RenderOptions,
+) -> Result<String, RenderError> {
     let resources = kafka_topics(layout, options)?;
     let mut out = format!(
         "# Generated from topics.yaml by `{}`.\n# Do not edit: change topics.yaml and render again.\n",
@@ -306,7 +309,8 @@ pub fn render_strimzi(layout: &TopicLayout, options: &RenderOptions) -> Result<S
     );
     for resource in &resources {
         out.push_str("---\n");
-        let yaml = serde_norway::to_string(resource).map_err(|e| RenderError::Yaml(e.to_string()))?;
+        let yaml =
+            serde_norway::to_string(resource).map_err(|e| RenderError::Yaml(e.to_string()))?;
         out.push_str(&yaml);
     }
     Ok(out)
@@ -439,7 +443,11 @@ topics:
         assert_eq!(orders.spec.replicas, 3);
         assert_eq!(orders.spec.topic_name, None);
         assert_eq!(
-            orders.metadata.labels.get("strimzi.io/cluster").map(String::as_str),
+            orders
+                .metadata
+                .labels
+                .get("strimzi.io/cluster")
+                .map(String::as_str),
             Some("tradestream")
         );
         let config: Vec<(&str, &str)> = orders
@@ -458,11 +466,20 @@ topics:
         );
 
         let snapshots = &topics[1].spec.config;
-        assert_eq!(snapshots.get("cleanup.policy").map(String::as_str), Some("compact"));
-        assert!(!snapshots.contains_key("retention.ms"), "compacted: no retention");
+        assert_eq!(
+            snapshots.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        assert!(
+            !snapshots.contains_key("retention.ms"),
+            "compacted: no retention"
+        );
 
         let dead = &topics[2].spec.config;
-        assert_eq!(dead.get("max.message.bytes").map(String::as_str), Some("2097152"));
+        assert_eq!(
+            dead.get("max.message.bytes").map(String::as_str),
+            Some("2097152")
+        );
     }
 
     #[test]
@@ -472,7 +489,11 @@ topics:
         assert!(!topics[0].spec.config.contains_key("min.insync.replicas"));
         assert_eq!(topics[2].spec.replicas, 2);
         assert_eq!(
-            topics[2].spec.config.get("min.insync.replicas").map(String::as_str),
+            topics[2]
+                .spec
+                .config
+                .get("min.insync.replicas")
+                .map(String::as_str),
             Some("2")
         );
         assert_eq!(topics[0].metadata.namespace, None);
@@ -494,7 +515,10 @@ topics:
                 replicas: 2
             }
         );
-        assert!(err.to_string().contains("lower --min-insync or raise --replication"));
+        assert!(
+            err.to_string()
+                .contains("lower --min-insync or raise --replication")
+        );
 
         // The layout's own min.insync.replicas (2 on dead-letters) against a lowered replication.
         let options = RenderOptions {
@@ -515,13 +539,31 @@ topics:
             f(&mut options);
             kafka_topics(&layout(), &options).expect_err("refused")
         };
-        assert_eq!(with(|o| o.replication = Some(0)), RenderError::Replication(0));
-        assert_eq!(with(|o| o.min_insync = Some(-1)), RenderError::MinInsync(-1));
-        assert!(matches!(with(|o| o.cluster = "my cluster".into()), RenderError::BadName { what: "--cluster", .. }));
-        assert!(matches!(with(|o| o.cluster = String::new()), RenderError::BadName { .. }));
+        assert_eq!(
+            with(|o| o.replication = Some(0)),
+            RenderError::Replication(0)
+        );
+        assert_eq!(
+            with(|o| o.min_insync = Some(-1)),
+            RenderError::MinInsync(-1)
+        );
+        assert!(matches!(
+            with(|o| o.cluster = "my cluster".into()),
+            RenderError::BadName {
+                what: "--cluster",
+                ..
+            }
+        ));
+        assert!(matches!(
+            with(|o| o.cluster = String::new()),
+            RenderError::BadName { .. }
+        ));
         assert!(matches!(
             with(|o| o.namespace = Some("Prod".into())),
-            RenderError::BadName { what: "--namespace", .. }
+            RenderError::BadName {
+                what: "--namespace",
+                ..
+            }
         ));
     }
 
@@ -575,7 +617,10 @@ topics:
         let orders = &docs[0];
         assert_eq!(orders["spec"]["partitions"].as_i64(), Some(6));
         assert_eq!(orders["spec"]["replicas"].as_i64(), Some(3));
-        assert_eq!(orders["spec"]["config"]["retention.ms"].as_str(), Some("604800000"));
+        assert_eq!(
+            orders["spec"]["config"]["retention.ms"].as_str(),
+            Some("604800000")
+        );
         assert_eq!(orders["metadata"]["name"].as_str(), Some("orders"));
 
         // Same input, same text: a committed rendering can be compared byte for byte.
@@ -584,8 +629,14 @@ topics:
 
     #[test]
     fn api_versions_parse_in_full_or_short() {
-        assert_eq!(StrimziApiVersion::parse("kafka.strimzi.io/v1"), Some(StrimziApiVersion::V1));
-        assert_eq!(StrimziApiVersion::parse("v1beta2"), Some(StrimziApiVersion::V1beta2));
+        assert_eq!(
+            StrimziApiVersion::parse("kafka.strimzi.io/v1"),
+            Some(StrimziApiVersion::V1)
+        );
+        assert_eq!(
+            StrimziApiVersion::parse("v1beta2"),
+            Some(StrimziApiVersion::V1beta2)
+        );
         assert_eq!(StrimziApiVersion::parse("kafka.strimzi.io/v1alpha1"), None);
         assert_eq!(StrimziApiVersion::default().as_str(), "kafka.strimzi.io/v1");
     }

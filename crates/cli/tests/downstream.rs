@@ -4,7 +4,7 @@
 //! letters for bad input, and `tradestream query` over the result.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tradestream_codec::avro::{self, DecodedKind};

@@ -384,7 +384,8 @@ fn owned(m: &Member) -> f64 {
 }
 
 /// Waits (bounded) until, for each kind of worker, the live members own every input partition
-/// between them and each went live on every partition it was assigned; returns when (wall ms).
+/// between them, each owns some (there are fewer members than partitions, and the assignor
+/// balances) and each went live on every partition it was assigned; returns when (wall ms).
 fn settle_all(members: &[Member], addr: &str) -> i64 {
     let reader = PartitionReader::new(&KafkaConfig::new(addr), Duration::from_secs(30)).unwrap();
     let mut wanted: BTreeMap<&str, f64> = BTreeMap::new();
@@ -410,7 +411,9 @@ fn settle_all(members: &[Member], addr: &str) -> i64 {
                     settled = false;
                     continue;
                 };
-                owned += metric_sum(&b, "tradestream_assigned_partitions", "");
+                let own = metric_sum(&b, "tradestream_assigned_partitions", "");
+                settled &= own > 0.0;
+                owned += own;
                 restoring += metric_sum(&b, "tradestream_rebalances_total", r#"kind="assigned""#)
                     - metric_sum(&b, "tradestream_restore_seconds_count", "");
             }

@@ -621,9 +621,11 @@ fn log_lines(log: &str, messages: &[&str]) -> Vec<LogLine> {
 fn partition_moves(logs: &[(String, String)], (from, to): (i64, i64)) -> Vec<String> {
     const DAY: i64 = 86_400_000;
     let inside = |l: &LogLine| (from % DAY..=to % DAY).contains(&l.ms_of_day);
-    let mut given: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // (worker, topic, partition) → who gave it up, how.
+    let mut given: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     let mut taken = Vec::new();
     for (label, log) in logs {
+        let worker = label.split(' ').next().unwrap_or_default().to_owned();
         let lines = log_lines(
             log,
             &["partition revoked", "partition live", "partition restored"],
@@ -642,7 +644,7 @@ fn partition_moves(logs: &[(String, String)], (from, to): (i64, i64)) -> Vec<Str
                         format!("handed off in {} ms", short(&field("handoff_ms")))
                     };
                     given
-                        .entry((field("topic"), field("partition")))
+                        .entry((worker.clone(), field("topic"), field("partition")))
                         .or_default()
                         .push(format!("{label} ({how})"));
                 }
@@ -658,7 +660,7 @@ fn partition_moves(logs: &[(String, String)], (from, to): (i64, i64)) -> Vec<Str
                         )
                     });
                     taken.push((
-                        (field("topic"), p),
+                        (worker.clone(), field("topic"), p),
                         format!(
                             "→ {label}: live {} ms after its assignment{snapshot}",
                             short(&field("restore_ms"))
@@ -671,24 +673,30 @@ fn partition_moves(logs: &[(String, String)], (from, to): (i64, i64)) -> Vec<Str
     }
     taken
         .into_iter()
-        .map(|((topic, p), to)| {
+        .map(|((worker, topic, p), to)| {
             let from = given
-                .get(&(topic.clone(), p.clone()))
+                .get(&(worker, topic.clone(), p.clone()))
                 .map_or("(killed, or new)".to_owned(), |g| g.join(", "));
             format!("{topic}/{p}: {from} {to}")
         })
         .collect()
 }
 
-/// A number of milliseconds to one decimal.
+/// A number of milliseconds to one decimal (three under 1 ms).
 fn short(ms: &str) -> String {
-    ms.parse::<f64>()
-        .map_or(ms.to_owned(), |v| format!("{v:.1}"))
+    ms.parse::<f64>().map_or(ms.to_owned(), |v| {
+        if v < 1.0 {
+            format!("{v:.3}")
+        } else {
+            format!("{v:.1}")
+        }
+    })
 }
 
 /// The rebalance metrics of a member's endpoint, in one line.
 fn metric_summary(body: &str) -> String {
-    let sum = |m: &str, l: &str| metric_sum(body, m, l);
+    // `+ 0.0`: an empty sum is -0.
+    let sum = |m: &str, l: &str| metric_sum(body, m, l) + 0.0;
     let mean_ms = |m: &str| {
         let n = sum(&format!("{m}_count"), "");
         if n > 0.0 {

@@ -253,7 +253,10 @@ fn recover(
         if assigned > 0.0 && live >= assigned {
             break (Instant::now(), body);
         }
-        assert!(!handle.is_finished(), "the matcher stopped");
+        if handle.is_finished() {
+            let result = handle.join();
+            panic!("the matcher stopped: {result:?}");
+        }
         assert!(Instant::now() < deadline, "the recovery did not finish");
         std::thread::sleep(Duration::from_millis(2));
     };

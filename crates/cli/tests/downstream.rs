@@ -4,7 +4,7 @@
 //! letters for bad input, and `tradestream query` over the result.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tradestream_codec::avro::{self, DecodedKind};
@@ -15,20 +15,8 @@ use tradestream_store::{Interval, Store, StoreUri};
 
 mod common;
 
+use common::store::*;
 use common::*;
-
-/// A fresh SQLite store path under the test's temporary directory.
-fn store_path(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{name}-{}-{}.db",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    ));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    path
-}
 
 fn open(path: &Path) -> Box<dyn Store> {
     open_uri(&StoreUri::Sqlite(path.to_owned()))
@@ -60,59 +48,6 @@ fn drop_keyspace(uri: &StoreUri) {
     }
 }
 
-/// Every record of `topic`, partition by partition.
-fn topic(reader: &PartitionReader, topic: &str) -> Vec<(i32, Rec)> {
-    (0..PARTITIONS)
-        .flat_map(|p| read_all(reader, topic, p).into_iter().map(move |r| (p, r)))
-        .collect()
-}
-
-/// Next offset of every partition of `topic` (what a caught-up consumer has stored).
-fn ends(recs: &[(i32, Rec)]) -> BTreeMap<i32, i64> {
-    let mut ends = BTreeMap::new();
-    for (p, (offset, ..)) in recs {
-        ends.insert(*p, offset + 1);
-    }
-    ends
-}
-
-/// Waits (bounded) until `group` has stored in `store` every offset in `want`.
-fn wait_stored(path: &Path, group: &str, want: &[(&str, BTreeMap<i32, i64>)], timeout: Duration) {
-    wait_stored_in(&StoreUri::Sqlite(path.to_owned()), group, want, timeout);
-}
-
-fn wait_stored_in(
-    uri: &StoreUri,
-    group: &str,
-    want: &[(&str, BTreeMap<i32, i64>)],
-    timeout: Duration,
-) {
-    let deadline = Instant::now() + timeout;
-    let mut store = open_uri(uri);
-    loop {
-        let mut behind = Vec::new();
-        for (topic, ends) in want {
-            for (p, end) in ends {
-                let at = store
-                    .offset(group, topic, *p)
-                    .expect("read offsets")
-                    .map_or(0, |o| o.next_offset);
-                if at < *end {
-                    behind.push(format!("{topic}/{p} at {at} of {end}"));
-                }
-            }
-        }
-        if behind.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{group} did not catch up: {behind:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// The sum of the offsets `group` has stored for `trades` and `executions`.
 fn stored(uri: &StoreUri, group: &str) -> i64 {
     let mut store = open_uri(uri);
@@ -126,42 +61,6 @@ fn stored(uri: &StoreUri, group: &str) -> i64 {
         }
     }
     sum
-}
-
-/// Every row of the result tables, as text, in a stable order (consumer offsets excluded: their
-/// consumer names differ between stores).
-fn dump(path: &Path) -> BTreeMap<&'static str, Vec<String>> {
-    let db = rusqlite::Connection::open(path).expect("open sqlite");
-    let mut out = BTreeMap::new();
-    for table in [
-        "trades_by_symbol",
-        "trade_days",
-        "trades_by_account",
-        "orders_by_symbol",
-        "candles",
-        "top_of_book",
-        "notifications_by_account",
-    ] {
-        let mut stmt = db
-            .prepare(&format!("SELECT * FROM {table}"))
-            .expect("select");
-        let columns = stmt.column_count();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |row| {
-                let mut line = Vec::with_capacity(columns);
-                for i in 0..columns {
-                    let v: rusqlite::types::Value = row.get(i)?;
-                    line.push(format!("{v:?}"));
-                }
-                Ok(line.join("|"))
-            })
-            .expect("query")
-            .map(Result::unwrap)
-            .collect();
-        rows.sort();
-        out.insert(table, rows);
-    }
-    out
 }
 
 /// What the trade recorder stored, read through the `Store` trait so that any two backends

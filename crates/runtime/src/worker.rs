@@ -52,7 +52,7 @@ use crate::client::TRANSACTION_TIMEOUT;
 use crate::dead_letter::{self, Poison};
 use crate::guarantee::Guarantee;
 use crate::headers::Provenance;
-use crate::metrics::{self, BatchMetrics};
+use crate::metrics::{self, BatchMetrics, Rebalance};
 use crate::partition::PartitionReader;
 use crate::quirks::BrokerQuirks;
 use crate::{KafkaConfig, Shutdown};
@@ -528,6 +528,9 @@ struct Assigned {
     /// (there is no next batch to answer with), so no gap ever shows; after [`REFETCH_WAIT`]
     /// without a record the partition is fetched again from further back.
     resumed: Option<Instant>,
+    /// Restoring since the assignment at this moment: live once processing reaches this offset
+    /// (the group's committed offset), timed as [`metrics::RESTORE`].
+    restoring: Option<(Instant, i64)>,
 }
 
 impl Assigned {
@@ -539,6 +542,7 @@ impl Assigned {
             refetch: None,
             accept_gap: false,
             resumed: None,
+            restoring: None,
         }
     }
 }
@@ -742,6 +746,12 @@ impl<W: Worker> Core<W> {
         };
         a.next_offset = offset + 1;
         let slot = a.slot;
+        if let Some((since, live_at)) = a.restoring
+            && a.next_offset >= live_at
+        {
+            a.restoring = None;
+            self.live(topic, p, since);
+        }
         let record = Record {
             topic,
             partition: p,
@@ -1006,6 +1016,10 @@ impl<W: Worker> Core<W> {
     }
 
     fn assign(&mut self, consumer: &BaseConsumer<LoopContext<W>>, tpl: &TopicPartitionList) {
+        // Every partition of the assignment waits for the restores before it: its restore time
+        // runs from here.
+        let since = Instant::now();
+        metrics::rebalanced(&self.name, Rebalance::Assigned, tpl.count());
         let mut start = TopicPartitionList::new();
         for elem in tpl.elements() {
             let (topic, p) = (elem.topic().to_owned(), elem.partition());
@@ -1021,7 +1035,13 @@ impl<W: Worker> Core<W> {
                         self.failure.get_or_insert(e.into());
                     }
                     tracing::info!(worker = %self.name, topic, partition = p, next, "partition assigned");
-                    let assigned = self.open_partition(next.max(0));
+                    let mut assigned = self.open_partition(next.max(0));
+                    if next.max(0) >= committed {
+                        // Nothing processed before is ahead of the restored state: live now.
+                        self.live(&topic, p, since);
+                    } else {
+                        assigned.restoring = Some((since, committed));
+                    }
                     self.assigned.entry(topic).or_default().insert(p, assigned);
                 }
                 Err(e) => {
@@ -1033,9 +1053,11 @@ impl<W: Worker> Core<W> {
         if let Err(e) = consumer.incremental_assign(&start) {
             self.failure.get_or_insert(e.into());
         }
+        metrics::owned(&self.name, self.owned(), &[]);
     }
 
     fn revoke(&mut self, consumer: &BaseConsumer<LoopContext<W>>, tpl: &TopicPartitionList) {
+        let since = Instant::now();
         let lost = consumer.assignment_lost();
         if self.txn.enabled && lost {
             // Another member may own these partitions already: nothing of the open transaction
@@ -1053,14 +1075,28 @@ impl<W: Worker> Core<W> {
             // Finish the batch in flight before giving the partitions up.
             self.failure.get_or_insert(e);
         }
+        let took = since.elapsed();
+        let mut given_up = Vec::with_capacity(tpl.count());
         for elem in tpl.elements() {
             self.forget(elem.topic(), elem.partition());
             self.worker.revoke(elem.topic(), elem.partition());
-            tracing::info!(worker = %self.name, topic = elem.topic(), partition = elem.partition(), "partition revoked");
+            let handoff_ms = took.as_secs_f64() * 1000.0;
+            tracing::info!(worker = %self.name, topic = elem.topic(), partition = elem.partition(), lost, handoff_ms, "partition revoked");
+            if !lost {
+                metrics::handed_off(&self.name, took);
+            }
+            given_up.push((elem.topic().to_owned(), elem.partition()));
         }
         if let Err(e) = consumer.incremental_unassign(tpl) {
             self.failure.get_or_insert(e.into());
         }
+        let kind = if lost {
+            Rebalance::Lost
+        } else {
+            Rebalance::Revoked
+        };
+        metrics::rebalanced(&self.name, kind, tpl.count());
+        metrics::owned(&self.name, self.owned(), &given_up);
     }
 }
 
@@ -1075,6 +1111,19 @@ impl<W: Worker> Core<W> {
             assigned.resumed = Some(Instant::now());
         }
         assigned
+    }
+
+    /// Partitions assigned now.
+    fn owned(&self) -> usize {
+        self.assigned.values().map(BTreeMap::len).sum()
+    }
+
+    /// `topic`/`p`, assigned at `since`, is live: its restore is over.
+    fn live(&self, topic: &str, p: i32, since: Instant) {
+        let took = since.elapsed();
+        let restore_ms = took.as_secs_f64() * 1000.0;
+        tracing::info!(worker = %self.name, topic, partition = p, restore_ms, "partition live");
+        metrics::restored(&self.name, took);
     }
 
     /// Drops the loop's record of an assigned partition.
@@ -1219,7 +1268,20 @@ fn lock<W: Worker>(core: &Mutex<Core<W>>) -> MutexGuard<'_, Core<W>> {
 
 impl<W: Worker> ClientContext for LoopContext<W> {
     fn stats(&self, statistics: Statistics) {
-        metrics::consumer_lag(&self.worker, &statistics);
+        // Statistics may be served while a rebalance callback holds the core: skip that report
+        // (the next comes within `statistics.interval.ms`) rather than wait for ourselves.
+        let Ok(core) = self.core.try_lock() else {
+            return;
+        };
+        let owned: Vec<(String, i32)> = core
+            .assigned
+            .iter()
+            .flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p)))
+            .collect();
+        drop(core);
+        metrics::consumer_lag(&self.worker, &statistics, |topic, p| {
+            owned.iter().any(|(t, q)| *q == p && t == topic)
+        });
     }
 }
 

@@ -188,11 +188,14 @@ pub(crate) fn restore(
     committed: i64,
     dlq_partitions: i32,
 ) -> Result<PartitionState, RestoreError> {
+    let started = Instant::now();
     let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.run.group, partition)?;
+    let snapshot_bytes = snapshot.as_ref().map_or(0, |(_, bytes)| bytes.len());
     let (engine, next_offset, seq, dlq_from, output_hash) = match snapshot {
         Some((meta, bytes)) => {
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)
                 .map_err(|source| RestoreError::Snapshot { partition, source })?;
+            tradestream_runtime::metrics::snapshot_loaded(&cfg.worker, partition, bytes.len());
             (
                 engine,
                 meta.input_offset + 1,
@@ -203,6 +206,7 @@ pub(crate) fn restore(
         }
         None => (Engine::new(cfg.instruments.clone()), 0, [0; OUTPUTS], 0, 0),
     };
+    let snapshot_ms = started.elapsed().as_secs_f64() * 1000.0;
     let topics = [&cfg.executions, &cfg.trades, &cfg.market_data];
     let mut tails = [Tail::default(); OUTPUTS];
     for (t, topic) in topics.iter().enumerate() {
@@ -215,9 +219,15 @@ pub(crate) fn restore(
     check_history(cfg, partition, next_offset, (log_start, log_end), &tails)?;
     let present = tails.map(|t| t.seq);
     let dead_lettered = last_dead_letter(reader, cfg, partition, dlq_from, dlq_partitions)?;
+    // The rest of the restore (replaying the input after the snapshot up to `committed`) happens
+    // in the loop; `tradestream_restore_seconds` times the whole of it.
     tracing::info!(
         partition,
         snapshot_offset = next_offset - 1,
+        snapshot_bytes,
+        snapshot_ms,
+        restore_ms = started.elapsed().as_secs_f64() * 1000.0,
+        replay = (committed - next_offset).max(0),
         committed,
         ?seq,
         ?present,

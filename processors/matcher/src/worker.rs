@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tradestream_codec::{avro, json};
 use tradestream_engine::{Command, Event, Seq};
@@ -256,13 +256,14 @@ impl Matcher {
             let Some(state) = self.partitions.get_mut(&p) else {
                 continue;
             };
-            let records = state
-                .snapshot_chunks(
-                    &self.cfg.run.group,
-                    p,
-                    dlq_end,
-                    self.cfg.snapshot_chunk_bytes,
-                )
+            let chunks = state.snapshot_chunks(
+                &self.cfg.run.group,
+                p,
+                dlq_end,
+                self.cfg.snapshot_chunk_bytes,
+            );
+            let bytes = chunks.iter().map(|c| c.bytes.len()).sum();
+            let records = chunks
                 .into_iter()
                 .map(|chunk| {
                     // One key per chunk: compaction keeps the latest record per key, and every
@@ -279,6 +280,7 @@ impl Matcher {
                 PendingSnapshot {
                     covers: state.next_offset,
                     records,
+                    bytes,
                 },
             );
         }
@@ -305,6 +307,15 @@ impl Matcher {
                 )?;
             }
             self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            tradestream_runtime::metrics::snapshot_written(
+                &self.cfg.worker,
+                p,
+                snapshot.bytes,
+                now,
+            );
         }
         Ok(())
     }
@@ -317,6 +328,8 @@ struct PendingSnapshot {
     covers: i64,
     /// (key, value) of each chunk.
     records: Vec<(String, Vec<u8>)>,
+    /// Size of the engine state it holds.
+    bytes: usize,
 }
 
 impl Worker for Matcher {

@@ -16,6 +16,9 @@ use tradestream_runtime::KafkaConfig;
 use tradestream_runtime::partition::PartitionReader;
 use tradestream_testkit::{KafkaNode, TestBroker};
 
+pub mod offline;
+pub mod store;
+
 pub const PARTITIONS: i32 = 6;
 
 /// These tests each run a broker, a producer and matchers: one at a time on a 2-core machine.
@@ -258,8 +261,21 @@ pub fn start_matcher_with(addr: &str, snapshot_every: u64, extra: &[&str]) -> Pr
 /// when idle on the embedded broker only); its log goes to a numbered file under the test's
 /// temporary directory.
 pub fn start_worker(worker: &str, addr: &str, extra: &[&str]) -> Proc {
+    start_worker_logging(worker, addr, extra, None)
+}
+
+/// [`start_worker`] with the log filter `rust_log` (e.g. to see the loop's rebalance lines).
+pub fn start_worker_logging(
+    worker: &str,
+    addr: &str,
+    extra: &[&str],
+    rust_log: Option<&str>,
+) -> Proc {
     let (log, log_path) = log_file(worker);
     let mut cmd = bin();
+    if let Some(filter) = rust_log {
+        cmd.env("RUST_LOG", filter);
+    }
     cmd.args([
         "run",
         worker,
@@ -394,6 +410,11 @@ pub fn wait_committed(addr: &str, at_least: u64, timeout: Duration) -> u64 {
 /// On the embedded broker it is skipped, loudly; under `CI=true` with no broker chosen at all it
 /// fails, so CI cannot pass without having run it somewhere.
 pub fn kafka_only(test: &str) -> bool {
+    kafka_only_in(test, "pipeline")
+}
+
+/// [`kafka_only`] for a test of the test binary `binary` (named in the hint it prints).
+pub fn kafka_only_in(test: &str, binary: &str) -> bool {
     if kind() == TestBroker::Kafka {
         return true;
     }
@@ -403,7 +424,9 @@ pub fn kafka_only(test: &str) -> bool {
     );
     tradestream_testkit::skipped(
         &format!("{test}: needs Apache Kafka"),
-        "TRADESTREAM_TEST_BROKER=kafka cargo test -p tradestream --test pipeline (Java 17 and Maven)",
+        &format!(
+            "TRADESTREAM_TEST_BROKER=kafka cargo test -p tradestream --test {binary} (Java 17 and Maven)"
+        ),
     );
     false
 }

@@ -332,7 +332,7 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
         let ran = expect(
             0,
             &[
-                "replay", w, "--suffix", "d1", "--shadow-store", &shadow_uri, "--store", &live_uri,
+                "replay", *w, "--suffix", "d1", "--shadow-store", &shadow_uri, "--store", &live_uri,
                 "--bootstrap-servers", &addr,
             ],
         );
@@ -439,7 +439,7 @@ fn bad_arguments_and_an_unreachable_broker_exit_2() {
             "does not exist",
         ),
         (
-            vec!["verify", "--suffix", "x", "--timeout-secs", "2", "--bootstrap-servers", &down],
+            vec!["verify", "--suffix", "x", "--timeout-secs", "2", "--bootstrap-servers", down.as_str()],
             "does not answer",
         ),
     ];

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tradestream_runtime::KafkaConfig;
 use tradestream_runtime::headers;
 use tradestream_runtime::partition::PartitionReader;
-use tradestream_store::{Store, StoreUri};
+use tradestream_store::StoreUri;
 
 mod common;
 

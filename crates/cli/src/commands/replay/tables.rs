@@ -23,13 +23,13 @@ const WORKER_TABLES: [(&str, &[&str]); 3] = [
             "orders_by_symbol",
         ],
     ),
-    ("market-data", &["candles", "open_candles", "top_of_book"]),
+    ("market-data", &["candles", "top_of_book"]),
     ("notifier", &["notifications_by_account"]),
 ];
 
 /// The primary key columns of each table (schemas/cql/*.cql); a table not listed is keyed by
 /// its whole row.
-const KEYS: [(&str, &[&str]); 9] = [
+const KEYS: [(&str, &[&str]); 8] = [
     ("trades_by_symbol", &["symbol", "day", "seq", "source_partition"]),
     ("trade_days", &["symbol", "day"]),
     (
@@ -38,10 +38,6 @@ const KEYS: [(&str, &[&str]); 9] = [
     ),
     ("orders_by_symbol", &["symbol", "order_id"]),
     ("candles", &["symbol", "interval", "bucket_start_ms"]),
-    (
-        "open_candles",
-        &["source_partition", "symbol", "interval", "bucket_start_ms"],
-    ),
     ("top_of_book", &["symbol"]),
     (
         "notifications_by_account",
@@ -158,7 +154,7 @@ pub fn compare(
             if !asked.is_empty() {
                 bail!("table {table} is not in both stores");
             }
-            // One backend only (e.g. Scylla's open_candles, an index in SQLite).
+            // In one store only (a store of an older schema).
             skipped.push(table.clone());
             continue;
         };

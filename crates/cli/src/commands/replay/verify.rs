@@ -245,7 +245,10 @@ fn compare_topics(
             bail!("topic {t} does not exist");
         }
         if !existing.contains_key(&shadow(t, suffix)) {
-            bail!("the shadow {} of {t} does not exist: no replay with --suffix {suffix} wrote it", shadow(t, suffix));
+            bail!(
+                "shadow topic {} does not exist: no replay with --suffix {suffix} wrote {t}",
+                shadow(t, suffix)
+            );
         }
     }
     if topics.is_empty() && args.shadow_store.is_none() {

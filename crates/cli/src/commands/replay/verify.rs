@@ -4,7 +4,9 @@
 //! For the matcher's outputs the shadow may cover part of the live history: a replay from an
 //! offset starts after the snapshot it was seeded with and ends at its last snapshot (taken on
 //! its clean stop), both in `matcher-snapshots.<suffix>`. Live records made from input outside
-//! that range (their `source-offset` header) are not compared; every shadow record is.
+//! that range (their `source-offset` header) are not compared; every shadow record is. The
+//! downstream workers' topics are compared source partition by source partition, duplicates
+//! counted once (`canonical`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -133,6 +135,7 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<Verdict> {
 struct Rec {
     offset: i64,
     value: Vec<u8>,
+    source_partition: Option<i64>,
     source_offset: Option<i64>,
     seq: Option<i64>,
 }
@@ -146,6 +149,7 @@ fn read(cluster: &Cluster, topic: &str, p: i32) -> anyhow::Result<Vec<Rec>> {
             out.push(Rec {
                 offset: m.offset(),
                 value: m.payload().unwrap_or_default().to_vec(),
+                source_partition: h.and_then(|h| headers::number(h, headers::SOURCE_PARTITION)),
                 source_offset: h.and_then(|h| headers::number(h, headers::SOURCE_OFFSET)),
                 seq: h.and_then(|h| headers::number(h, headers::SEQ)),
             });
@@ -271,6 +275,11 @@ fn compare_topics(
         for p in 0..live_n.min(shadow_n) {
             let live = read(cluster, t, p)?;
             let replayed = read(cluster, &shadow_t, p)?;
+            let (live, replayed) = if matcher_output {
+                (live, replayed)
+            } else {
+                (canonical(live), canonical(replayed))
+            };
             let live: Vec<Rec> = if matcher_output && has_snapshots {
                 if !coverages.contains_key(&p) {
                     coverages.insert(p, coverage(cluster, &snapshots, p, &group)?);
@@ -309,6 +318,21 @@ fn compare_topics(
     out.insert("records_compared".into(), records.into());
     out.insert("chains_compared".into(), chains_compared.into());
     Ok(out)
+}
+
+/// A downstream worker's topic in a comparable order. `candles` (keyed by symbol) and
+/// `notifications` (keyed by account) are at-least-once, and a notifications partition
+/// interleaves records of several source partitions as they happened to be processed: so the
+/// same record sent again (the same bytes) counts once, and records are compared source
+/// partition by source partition, each in its order.
+fn canonical(records: Vec<Rec>) -> Vec<Rec> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<Rec> = records
+        .into_iter()
+        .filter(|r| seen.insert(r.value.clone()))
+        .collect();
+    out.sort_by_key(|r| r.source_partition);
+    out
 }
 
 /// Compares one partition record by record, in order.

@@ -109,7 +109,9 @@ fn throughput(what: &str, json: &Value) {
     eprintln!(
         "FIGURE replay {what} ({:?}): {} in {} s = {} {}/s",
         kind(),
-        json.get("orders").or(json.get("records")).unwrap_or(&Value::Null),
+        json.get("orders")
+            .or(json.get("records"))
+            .unwrap_or(&Value::Null),
         json["seconds"],
         json.get("orders_per_sec")
             .or(json.get("records_per_sec"))
@@ -139,10 +141,23 @@ fn matcher_replays_from_the_beginning_an_offset_and_a_time_equal_live() {
     let all = outputs_from(&addr, &BTreeMap::new());
 
     // From the beginning: every output, equal.
-    let full = expect(0, &["replay", "matcher", "--suffix", "full", "--bootstrap-servers", &addr]);
+    let full = expect(
+        0,
+        &[
+            "replay",
+            "matcher",
+            "--suffix",
+            "full",
+            "--bootstrap-servers",
+            &addr,
+        ],
+    );
     assert_eq!(full.json["orders"], 7_000, "{}", full.json);
     throughput("matcher from the beginning", &full.json);
-    let v = expect(0, &["verify", "--suffix", "full", "--bootstrap-servers", &addr]);
+    let v = expect(
+        0,
+        &["verify", "--suffix", "full", "--bootstrap-servers", &addr],
+    );
     assert_eq!(v.json["equal"], true, "{}", v.json);
     assert_eq!(v.json["records_compared"].as_u64(), Some(all), "{}", v.json);
     assert!(v.json["chains_compared"].as_u64() >= Some(1), "{}", v.json);
@@ -151,7 +166,16 @@ fn matcher_replays_from_the_beginning_an_offset_and_a_time_equal_live() {
     let ts = boundary_ms.to_string();
     let by_time = expect(
         0,
-        &["replay", "matcher", "--suffix", "ts", "--from-timestamp", &ts, "--bootstrap-servers", &addr],
+        &[
+            "replay",
+            "matcher",
+            "--suffix",
+            "ts",
+            "--from-timestamp",
+            &ts,
+            "--bootstrap-servers",
+            &addr,
+        ],
     );
     throughput("matcher from a timestamp", &by_time.json);
     let second = starts(&by_time.json);
@@ -163,13 +187,25 @@ fn matcher_replays_from_the_beginning_an_offset_and_a_time_equal_live() {
     // flow trades a few symbols).
     assert!(ends.values().any(|e| *e > 0));
     for (p, end) in &ends {
-        assert!(*end == 0 || (0 < second[p] && second[p] < *end), "{}", by_time.json);
+        assert!(
+            *end == 0 || (0 < second[p] && second[p] < *end),
+            "{}",
+            by_time.json
+        );
     }
     assert_eq!(by_time.json["orders"], 3_000, "{}", by_time.json);
-    let v = expect(0, &["verify", "--suffix", "ts", "--bootstrap-servers", &addr]);
+    let v = expect(
+        0,
+        &["verify", "--suffix", "ts", "--bootstrap-servers", &addr],
+    );
     let covered = outputs_from(&addr, &second);
     assert!(covered > 0 && covered < all, "{covered} of {all}");
-    assert_eq!(v.json["records_compared"].as_u64(), Some(covered), "{}", v.json);
+    assert_eq!(
+        v.json["records_compared"].as_u64(),
+        Some(covered),
+        "{}",
+        v.json
+    );
 
     // From an offset in the middle of the second batch: seeded with the newest snapshot at or
     // before it (the matcher snapshots every 500 orders here).
@@ -184,14 +220,30 @@ fn matcher_replays_from_the_beginning_an_offset_and_a_time_equal_live() {
         .join(",");
     let by_offset = expect(
         0,
-        &["replay", "matcher", "--suffix", "off", "--from-offset", &spec, "--bootstrap-servers", &addr],
+        &[
+            "replay",
+            "matcher",
+            "--suffix",
+            "off",
+            "--from-offset",
+            &spec,
+            "--bootstrap-servers",
+            &addr,
+        ],
     );
     throughput("matcher from an offset", &by_offset.json);
     let third = starts(&by_offset.json);
     for (p, s) in &third {
-        assert!(second[p] <= *s && *s <= mid[p], "partition {p}: start {s}, asked {}", mid[p]);
+        assert!(
+            second[p] <= *s && *s <= mid[p],
+            "partition {p}: start {s}, asked {}",
+            mid[p]
+        );
     }
-    let v = expect(0, &["verify", "--suffix", "off", "--bootstrap-servers", &addr]);
+    let v = expect(
+        0,
+        &["verify", "--suffix", "off", "--bootstrap-servers", &addr],
+    );
     assert_eq!(
         v.json["records_compared"].as_u64(),
         Some(outputs_from(&addr, &third)),
@@ -200,15 +252,48 @@ fn matcher_replays_from_the_beginning_an_offset_and_a_time_equal_live() {
     );
 
     // A suffix whose shadows hold data is refused; a suffix nobody replayed into is an error.
-    let again = expect(2, &["replay", "matcher", "--suffix", "full", "--bootstrap-servers", &addr]);
-    assert!(again.stderr.contains("already hold data"), "{}", again.stderr);
-    let missing = expect(2, &["verify", "--suffix", "nope", "--bootstrap-servers", &addr]);
-    assert!(missing.stderr.contains("no shadow topics"), "{}", missing.stderr);
+    let again = expect(
+        2,
+        &[
+            "replay",
+            "matcher",
+            "--suffix",
+            "full",
+            "--bootstrap-servers",
+            &addr,
+        ],
+    );
+    assert!(
+        again.stderr.contains("already hold data"),
+        "{}",
+        again.stderr
+    );
     let missing = expect(
         2,
-        &["verify", "--suffix", "nope", "--topics", "trades", "--bootstrap-servers", &addr],
+        &["verify", "--suffix", "nope", "--bootstrap-servers", &addr],
     );
-    assert!(missing.stderr.contains("trades.nope does not exist"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no shadow topics"),
+        "{}",
+        missing.stderr
+    );
+    let missing = expect(
+        2,
+        &[
+            "verify",
+            "--suffix",
+            "nope",
+            "--topics",
+            "trades",
+            "--bootstrap-servers",
+            &addr,
+        ],
+    );
+    assert!(
+        missing.stderr.contains("trades.nope does not exist"),
+        "{}",
+        missing.stderr
+    );
     eprintln!("test took {:?}", started.elapsed());
 }
 
@@ -217,8 +302,8 @@ fn coarser_instruments() -> PathBuf {
     let text = std::fs::read_to_string(root().join("instruments.yaml")).unwrap();
     let changed = text.replacen("tick-size: \"0.01\"", "tick-size: \"0.10\"", 1);
     assert_ne!(text, changed);
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("what-if-{}.yaml", std::process::id()));
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("what-if-{}.yaml", std::process::id()));
     std::fs::write(&path, changed).unwrap();
     path
 }
@@ -244,10 +329,22 @@ fn a_what_if_replay_differs_and_leaves_the_live_side_alone() {
     let other = other.to_str().unwrap();
     let what_if = expect(
         0,
-        &["replay", "matcher", "--instruments", other, "--suffix", "whatif", "--bootstrap-servers", &addr],
+        &[
+            "replay",
+            "matcher",
+            "--instruments",
+            other,
+            "--suffix",
+            "whatif",
+            "--bootstrap-servers",
+            &addr,
+        ],
     );
     throughput("matcher what-if", &what_if.json);
-    let v = expect(1, &["verify", "--suffix", "whatif", "--bootstrap-servers", &addr]);
+    let v = expect(
+        1,
+        &["verify", "--suffix", "whatif", "--bootstrap-servers", &addr],
+    );
     assert_eq!(v.json["equal"], false, "{}", v.json);
     assert!(v.json["differences"].as_u64() > Some(0), "{}", v.json);
     assert!(v.stderr.contains("differs: executions/"), "{}", v.stderr);
@@ -295,7 +392,10 @@ fn wait_stored(addr: &str, path: &Path, group: &str, topics: &[&str]) {
         if behind.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "{group} did not catch up: {behind:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{group} did not catch up: {behind:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -332,8 +432,16 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
         let ran = expect(
             0,
             &[
-                "replay", *w, "--suffix", "d1", "--shadow-store", &shadow_uri, "--store", &live_uri,
-                "--bootstrap-servers", &addr,
+                "replay",
+                *w,
+                "--suffix",
+                "d1",
+                "--shadow-store",
+                &shadow_uri,
+                "--store",
+                &live_uri,
+                "--bootstrap-servers",
+                &addr,
             ],
         );
         assert!(ran.json["records"].as_u64() > Some(0), "{}", ran.json);
@@ -342,8 +450,15 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
     let v = expect(
         0,
         &[
-            "verify", "--suffix", "d1", "--store", &live_uri, "--shadow-store", &shadow_uri,
-            "--bootstrap-servers", &addr,
+            "verify",
+            "--suffix",
+            "d1",
+            "--store",
+            &live_uri,
+            "--shadow-store",
+            &shadow_uri,
+            "--bootstrap-servers",
+            &addr,
         ],
     );
     let tables: Vec<&str> = v.json["tables"]
@@ -352,7 +467,13 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for t in ["trades_by_symbol", "orders_by_symbol", "candles", "top_of_book", "notifications_by_account"] {
+    for t in [
+        "trades_by_symbol",
+        "orders_by_symbol",
+        "candles",
+        "top_of_book",
+        "notifications_by_account",
+    ] {
         assert!(tables.contains(&t), "{t} not compared: {}", v.json);
     }
     assert!(v.json["rows_compared"].as_u64() > Some(0), "{}", v.json);
@@ -363,19 +484,39 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
     let again = expect(
         2,
         &[
-            "replay", "notifier", "--suffix", "d2", "--shadow-store", &shadow_uri, "--store",
-            &live_uri, "--bootstrap-servers", &addr,
+            "replay",
+            "notifier",
+            "--suffix",
+            "d2",
+            "--shadow-store",
+            &shadow_uri,
+            "--store",
+            &live_uri,
+            "--bootstrap-servers",
+            &addr,
         ],
     );
     assert!(again.stderr.contains("already holds"), "{}", again.stderr);
     let live_again = expect(
         2,
         &[
-            "replay", "notifier", "--suffix", "d3", "--shadow-store", &live_uri, "--store",
-            &live_uri, "--bootstrap-servers", &addr,
+            "replay",
+            "notifier",
+            "--suffix",
+            "d3",
+            "--shadow-store",
+            &live_uri,
+            "--store",
+            &live_uri,
+            "--bootstrap-servers",
+            &addr,
         ],
     );
-    assert!(live_again.stderr.contains("is the live store"), "{}", live_again.stderr);
+    assert!(
+        live_again.stderr.contains("is the live store"),
+        "{}",
+        live_again.stderr
+    );
 
     // A tampered shadow: one order's status changed, one trade gone.
     let db = rusqlite::Connection::open(&shadow).unwrap();
@@ -397,14 +538,29 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
     drop(db);
     let v = expect(
         1,
-        &["verify", "--store", &live_uri, "--shadow-store", &shadow_uri],
+        &[
+            "verify",
+            "--store",
+            &live_uri,
+            "--shadow-store",
+            &shadow_uri,
+        ],
     );
     assert_eq!(v.json["equal"], false, "{}", v.json);
     assert_eq!(v.json["differences"], 2, "{}", v.json);
-    assert!(v.stderr.contains("differs: orders_by_symbol [symbol="), "{}", v.stderr);
-    assert!(v.stderr.contains("status: expired") || v.stderr.contains("→ expired"), "{}", v.stderr);
     assert!(
-        v.stderr.contains("differs: trades_by_symbol [symbol=") && v.stderr.contains("not in the shadow"),
+        v.stderr.contains("differs: orders_by_symbol [symbol="),
+        "{}",
+        v.stderr
+    );
+    assert!(
+        v.stderr.contains("status: expired") || v.stderr.contains("→ expired"),
+        "{}",
+        v.stderr
+    );
+    assert!(
+        v.stderr.contains("differs: trades_by_symbol [symbol=")
+            && v.stderr.contains("not in the shadow"),
         "{}",
         v.stderr
     );
@@ -417,34 +573,89 @@ fn bad_arguments_and_an_unreachable_broker_exit_2() {
     let down = free_addr();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["replay", "matcher"], "--suffix"),
-        (vec!["replay", "matcher", "--suffix", "a.b"], "letters, digits"),
-        (vec!["replay", "matcher", "--suffix", "x", "--from-offset", "x"], "not a number"),
-        (vec!["replay", "matcher", "--suffix", "x", "--from-timestamp", "yesterday"], "RFC 3339"),
         (
-            vec!["replay", "matcher", "--suffix", "x", "--from-offset", "1", "--from-timestamp", "5"],
+            vec!["replay", "matcher", "--suffix", "a.b"],
+            "letters, digits",
+        ),
+        (
+            vec!["replay", "matcher", "--suffix", "x", "--from-offset", "x"],
+            "not a number",
+        ),
+        (
+            vec![
+                "replay",
+                "matcher",
+                "--suffix",
+                "x",
+                "--from-timestamp",
+                "yesterday",
+            ],
+            "RFC 3339",
+        ),
+        (
+            vec![
+                "replay",
+                "matcher",
+                "--suffix",
+                "x",
+                "--from-offset",
+                "1",
+                "--from-timestamp",
+                "5",
+            ],
             "cannot be used with",
         ),
         (
             vec![
-                "replay", "trade-recorder", "--suffix", "x", "--store", "sqlite:data/live.db",
-                "--shadow-store", "sqlite:data/live.db",
+                "replay",
+                "trade-recorder",
+                "--suffix",
+                "x",
+                "--store",
+                "sqlite:data/live.db",
+                "--shadow-store",
+                "sqlite:data/live.db",
             ],
             "is the live store",
         ),
-        (vec!["replay", "notifier", "--suffix", "x"], "--shadow-store"),
-        (vec!["verify"], "nothing to compare"),
-        (vec!["verify", "--shadow-store", "sqlite:/nonexistent/x.db"], "--store"),
         (
-            vec!["verify", "--store", "sqlite:/nonexistent/a.db", "--shadow-store", "sqlite:/nonexistent/b.db"],
+            vec!["replay", "notifier", "--suffix", "x"],
+            "--shadow-store",
+        ),
+        (vec!["verify"], "nothing to compare"),
+        (
+            vec!["verify", "--shadow-store", "sqlite:/nonexistent/x.db"],
+            "--store",
+        ),
+        (
+            vec![
+                "verify",
+                "--store",
+                "sqlite:/nonexistent/a.db",
+                "--shadow-store",
+                "sqlite:/nonexistent/b.db",
+            ],
             "does not exist",
         ),
         (
-            vec!["verify", "--suffix", "x", "--timeout-secs", "2", "--bootstrap-servers", down.as_str()],
+            vec![
+                "verify",
+                "--suffix",
+                "x",
+                "--timeout-secs",
+                "2",
+                "--bootstrap-servers",
+                down.as_str(),
+            ],
             "does not answer",
         ),
     ];
     for (args, says) in cases {
         let ran = expect(2, &args);
-        assert!(ran.stderr.contains(says), "{args:?}: want {says:?} in\n{}", ran.stderr);
+        assert!(
+            ran.stderr.contains(says),
+            "{args:?}: want {says:?} in\n{}",
+            ran.stderr
+        );
     }
 }

@@ -212,11 +212,17 @@ pub fn trade_recorder(args: &StoreReplayArgs) -> anyhow::Result<()> {
     let stats = Arc::new(TradeRecorderStats::default());
     let counter = Arc::new(AtomicU64::new(0));
     let (s, c) = (stats.clone(), counter.clone());
-    execute(args, "trade-recorder", p, counter, move |store, shutdown| {
-        let result = tradestream_trade_recorder::run(cfg, store, &shutdown, s.clone());
-        c.store(s.records_in.load(Ordering::Relaxed), Ordering::Relaxed);
-        Ok(result?)
-    })
+    execute(
+        args,
+        "trade-recorder",
+        p,
+        counter,
+        move |store, shutdown| {
+            let result = tradestream_trade_recorder::run(cfg, store, &shutdown, s.clone());
+            c.store(s.records_in.load(Ordering::Relaxed), Ordering::Relaxed);
+            Ok(result?)
+        },
+    )
 }
 
 /// Runs `replay market-data`.

@@ -114,7 +114,15 @@ pub fn replay(args: &MatcherReplayArgs) -> anyhow::Result<()> {
         } else {
             let seed = newest_snapshot_before(&cluster, &cfg.snapshots, *p, &args.group, *at)?;
             if let Some(chunks) = &seed {
-                write_seed(&kafka, &shadow_snapshots, *p, &group, &args.group, chunks, r.timeout())?;
+                write_seed(
+                    &kafka,
+                    &shadow_snapshots,
+                    *p,
+                    &group,
+                    &args.group,
+                    chunks,
+                    r.timeout(),
+                )?;
             } else {
                 tracing::warn!(
                     partition = p,

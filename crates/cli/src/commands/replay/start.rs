@@ -163,7 +163,13 @@ impl StartArgs {
             // Not listed in `P:N,…`: not replayed.
             let at = w.unwrap_or(high);
             if at < low && self.is_partial() {
-                tracing::warn!(topic, partition = p, wanted = at, log_start = low, "the records before the log start are gone; starting at the log start");
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    wanted = at,
+                    log_start = low,
+                    "the records before the log start are gone; starting at the log start"
+                );
             }
             out.insert(p, at.clamp(low, high));
         }
@@ -204,7 +210,13 @@ mod tests {
             parse_timestamp("2024-02-29T00:00:00Z"),
             Ok(1_709_164_800_000)
         );
-        for bad in ["", "yesterday", "2023-13-01T00:00:00Z", "2023-11-14T22:13:20", "2023-11-14"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14T22:13:20",
+            "2023-11-14",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
     }

@@ -30,7 +30,10 @@ const WORKER_TABLES: [(&str, &[&str]); 3] = [
 /// The primary key columns of each table (schemas/cql/*.cql); a table not listed is keyed by
 /// its whole row.
 const KEYS: [(&str, &[&str]); 8] = [
-    ("trades_by_symbol", &["symbol", "day", "seq", "source_partition"]),
+    (
+        "trades_by_symbol",
+        &["symbol", "day", "seq", "source_partition"],
+    ),
     ("trade_days", &["symbol", "day"]),
     (
         "trades_by_account",
@@ -168,18 +171,24 @@ pub fn compare(
         for (k, lr) in &l {
             match s.get(k) {
                 None => diffs.add(&place, || {
-                    format!("{table} [{k}]: in the live store, not in the shadow: {}", show_row(lr))
+                    format!(
+                        "{table} [{k}]: in the live store, not in the shadow: {}",
+                        show_row(lr)
+                    )
                 }),
-                Some(sr) if sr != lr => diffs.add(&place, || {
-                    format!("{table} [{k}]: {}", changed(lr, sr))
-                }),
+                Some(sr) if sr != lr => {
+                    diffs.add(&place, || format!("{table} [{k}]: {}", changed(lr, sr)))
+                }
                 Some(_) => {}
             }
         }
         for (k, sr) in &s {
             if !l.contains_key(k) {
                 diffs.add(&place, || {
-                    format!("{table} [{k}]: in the shadow store, not in the live: {}", show_row(sr))
+                    format!(
+                        "{table} [{k}]: in the shadow store, not in the live: {}",
+                        show_row(sr)
+                    )
                 });
             }
         }

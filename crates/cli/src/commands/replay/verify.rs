@@ -285,7 +285,9 @@ fn compare_topics(
                     coverages.insert(p, coverage(cluster, &snapshots, p, &group)?);
                 }
                 let c = &coverages[&p];
-                live.into_iter().filter(|r| c.covers(r.source_offset)).collect()
+                live.into_iter()
+                    .filter(|r| c.covers(r.source_offset))
+                    .collect()
             } else {
                 live
             };

@@ -9,6 +9,7 @@
 //! counted once (`canonical`).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -281,8 +282,8 @@ fn compare_topics(
                 (canonical(live), canonical(replayed))
             };
             let live: Vec<Rec> = if matcher_output && has_snapshots {
-                if !coverages.contains_key(&p) {
-                    coverages.insert(p, coverage(cluster, &snapshots, p, &group)?);
+                if let Entry::Vacant(e) = coverages.entry(p) {
+                    e.insert(coverage(cluster, &snapshots, p, &group)?);
                 }
                 let c = &coverages[&p];
                 live.into_iter()
@@ -299,8 +300,8 @@ fn compare_topics(
     if has_snapshots && existing.contains_key("matcher-snapshots") {
         let partitions = existing[&snapshots].min(existing["matcher-snapshots"]);
         for p in 0..partitions {
-            if !coverages.contains_key(&p) {
-                coverages.insert(p, coverage(cluster, &snapshots, p, &group)?);
+            if let Entry::Vacant(e) = coverages.entry(p) {
+                e.insert(coverage(cluster, &snapshots, p, &group)?);
             }
             let live = live_chains(cluster, "matcher-snapshots", p, &args.group)?;
             for (offset, hash) in &coverages[&p].chains {

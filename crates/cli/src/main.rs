@@ -35,10 +35,12 @@ enum Command {
     /// Read the results store: trades, orders, candles, top of book, notifications.
     #[command(subcommand)]
     Query(commands::query::QueryCommand),
-    /// Re-run a worker from the beginning into shadow topics `<topic>.<suffix>`.
+    /// Re-run a worker (from the beginning, an offset or a time) into shadow topics
+    /// `<topic>.<suffix>` and, for the store workers, a shadow store.
     #[command(subcommand)]
     Replay(commands::replay::ReplayCommand),
-    /// Compare live outputs and output hash chains with a replay's shadow topics.
+    /// Compare live and shadow topics record by record and stores table by table; exit 0 when
+    /// equal, 1 when they differ, 2 on an error.
     Verify(commands::replay::VerifyArgs),
     /// Print a topic's records as JSON lines (Avro decoded with the schema of topics.yaml).
     Tail(commands::tail::TailArgs),
@@ -65,7 +67,24 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// `verify`: live and shadow differ.
+const EXIT_DIFFER: u8 = 1;
+/// Any command that fails (bad arguments, a broker or store out of reach, a missing shadow):
+/// 2, like clap's usage errors, so that scripts tell a failure from `verify`'s "differ".
+const EXIT_ERROR: u8 = 2;
+
+/// Runs a command; its exit code when it does not fail.
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let done = match command {
         #[cfg(feature = "embedded-broker")]
         Command::Broker(args) => commands::broker::run(&args),
         Command::Topics(cmd) => commands::topics::run(&cmd),
@@ -75,17 +94,16 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => commands::keys::run(&cmd),
         Command::Store(cmd) => commands::query::run_store(&cmd),
         Command::Replay(cmd) => commands::replay::run(&cmd),
-        Command::Verify(args) => commands::replay::verify(&args),
+        Command::Verify(args) => {
+            return Ok(match commands::replay::verify(&args)? {
+                commands::replay::Verdict::Equal => ExitCode::SUCCESS,
+                commands::replay::Verdict::Differ => ExitCode::from(EXIT_DIFFER),
+            });
+        }
         Command::Tail(args) => commands::tail::run(&args),
         Command::Query(cmd) => commands::query::run(&cmd),
         #[cfg(feature = "embedded-broker")]
         Command::Demo(args) => commands::demo::run(&args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    done.map(|()| ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@
 //! - [`model`]: the rows, independent of any backend; `(source_partition, seq)` is every row's
 //!   version, and with the row's own key its idempotency key (a notification's is `(account,
 //!   source_partition, seq)`: one execution tells both accounts of a trade).
+//! - [`StoreDump`] (`dump.rs`): every row as text, what `verify` compares.
 //! - [`StoreUri`] (`uri.rs`): parsing `--store` values; [`open`] turns one into a store.
 //! - [`sqlite`]: the embedded backend; its DDL is `schemas/cql/sqlite.sql`.
 //! - [`scylla`]: the cluster backend; its DDL is `schemas/cql/*.cql`. The module
@@ -35,6 +36,7 @@
 //!   candles of a source partition ([`Store::open_candles`]) come by symbol, interval and bucket
 //!   start, and a candle closed at a seq is not open at that seq either.
 
+mod dump;
 pub mod model;
 pub mod scylla;
 pub mod sqlite;
@@ -42,6 +44,7 @@ pub mod sqlite;
 pub mod suite;
 mod uri;
 
+pub use dump::StoreDump;
 pub use model::*;
 pub use uri::StoreUri;
 
@@ -126,6 +129,12 @@ pub trait Store: Send + std::fmt::Debug {
 
     /// Row counts. A full scan on Scylla: for demos and tests.
     fn counts(&mut self) -> Result<StoreCounts>;
+
+    /// Every row of every table, each table's rows in primary-key order, values as text: what
+    /// `verify` compares. The tables are the logical ones, the same on both backends (see
+    /// [`StoreDump`]), consumer offsets included. A full scan held in memory: for verification
+    /// and tests, not for a store of production size.
+    fn dump(&mut self) -> Result<StoreDump>;
 
     /// The offset `consumer` resumes `topic`/`partition` from: the stored one, or 0.
     fn resume_at(&mut self, consumer: &str, topic: &str, partition: i32) -> Result<i64> {

@@ -55,6 +55,7 @@
 //! between calls; each call blocks on it. Called from inside another tokio runtime, where
 //! blocking the thread in place would panic, a call runs on a short-lived thread of its own.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -73,15 +74,16 @@ use scylla::serialize::value::SerializeValue;
 use scylla::serialize::writers::{CellWriter, WrittenCellProof};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::unprepared::Statement;
-use scylla::value::{CqlDecimal, CqlDecimalBorrowed};
+use scylla::value::{CqlDecimal, CqlDecimalBorrowed, CqlValue, Row as CqlRow};
 use tokio::runtime::Runtime;
 use tradestream_engine::Decimal;
 use tradestream_engine::decimal::MAX_SCALE;
 
+use crate::dump::{DUMP_TABLES, DumpTable, KeyPart};
 use crate::uri::validate_keyspace;
 use crate::{
     Batch, CandleRow, Interval, NotificationRow, OffsetRow, OrderStateRow, OrderStatus, Result,
-    Store, StoreCounts, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,
+    Store, StoreCounts, StoreDump, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,
 };
 
 /// The table DDL, in the order it runs: (file name, statements). Every statement is idempotent
@@ -585,6 +587,82 @@ impl Store for ScyllaStore {
             notifications,
         })
     }
+
+    /// A paged full scan of each logical table, sorted by primary key here (the cluster returns
+    /// rows in token order).
+    fn dump(&mut self) -> Result<StoreDump> {
+        let session = &self.session;
+        let tables = self.runtime.block_on(async {
+            let mut tables = BTreeMap::new();
+            for table in DUMP_TABLES {
+                let rows = dump_table(session, table.name, table).await?;
+                tables.insert(table.name.to_owned(), rows);
+            }
+            Ok::<_, StoreError>(tables)
+        })??;
+        Ok(StoreDump { tables })
+    }
+}
+
+/// Rows of the dump per page of a full scan.
+const DUMP_PAGE: i32 = 1_000;
+
+/// Every row of `from` as the logical table `table` (its columns, by name), in key order.
+async fn dump_table(
+    session: &Session,
+    from: &'static str,
+    table: &DumpTable,
+) -> Result<Vec<BTreeMap<String, String>>> {
+    let context = || format!("dump {from}");
+    let mut stmt = Statement::new(format!("SELECT {} FROM {from}", table.columns.join(", ")));
+    stmt.set_is_idempotent(true);
+    stmt.set_request_timeout(Some(COUNT_TIMEOUT));
+    stmt.set_page_size(DUMP_PAGE);
+    let mut keyed = Vec::new();
+    let mut paging_state = PagingState::start();
+    loop {
+        let (result, paging) = session
+            .query_single_page(stmt.clone(), (), paging_state)
+            .await
+            .map_err(scylla_err(context()))?;
+        let rows = result.into_rows_result().map_err(scylla_err(context()))?;
+        for row in rows.rows::<CqlRow>().map_err(scylla_err(context()))? {
+            let row = row.map_err(scylla_err(context()))?;
+            let mut key = Vec::with_capacity(table.key_len);
+            let mut cells = BTreeMap::new();
+            for ((i, &column), value) in table.columns.iter().enumerate().zip(row.columns) {
+                if i < table.key_len {
+                    key.push(match &value {
+                        Some(CqlValue::Int(n)) => KeyPart::Int(i64::from(*n)),
+                        Some(CqlValue::BigInt(n)) => KeyPart::Int(*n),
+                        Some(CqlValue::Text(t) | CqlValue::Ascii(t)) => KeyPart::Text(t.clone()),
+                        other => {
+                            return Err(corrupt(from, format!("key {column}: {other:?}")));
+                        }
+                    });
+                }
+                let text = match value {
+                    None => StoreDump::NULL.to_owned(),
+                    Some(CqlValue::Text(t) | CqlValue::Ascii(t)) => t,
+                    Some(CqlValue::Int(n)) => n.to_string(),
+                    Some(CqlValue::BigInt(n)) => n.to_string(),
+                    Some(CqlValue::Boolean(b)) => b.to_string(),
+                    Some(CqlValue::Decimal(d)) => dec(&d, from, column)?.to_string(),
+                    Some(other) => {
+                        return Err(corrupt(from, format!("{column}: unexpected {other:?}")));
+                    }
+                };
+                cells.insert(column.to_owned(), text);
+            }
+            keyed.push((key, cells));
+        }
+        match paging.into_paging_control_flow() {
+            ControlFlow::Break(()) => break,
+            ControlFlow::Continue(next) => paging_state = next,
+        }
+    }
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(keyed.into_iter().map(|(_, cells)| cells).collect())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 //! - Speed: statements come from the connection's statement cache and decimals are formatted
 //!   into stack buffers, so a write allocates nothing per row.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,9 +28,10 @@ use tradestream_engine::{Decimal, Side};
 
 use crate::{
     Batch, CandleRow, Interval, NotificationRow, OffsetRow, OrderStateRow, OrderStatus, Result,
-    Store, StoreCounts, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,
+    Store, StoreCounts, StoreDump, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,
     sort_open_candles,
 };
+use crate::dump::{BOOL_COLUMNS, DUMP_TABLES};
 
 /// The DDL: one source of truth for the SQLite tables.
 pub const SCHEMA: &str = include_str!("../../../schemas/cql/sqlite.sql");
@@ -285,6 +287,43 @@ impl Store for SqliteStore {
             tops,
             notifications,
         })
+    }
+
+    fn dump(&mut self) -> Result<StoreDump> {
+        // One read transaction: every table from the same snapshot (WAL).
+        let tx = self.conn.transaction()?;
+        let mut tables = BTreeMap::new();
+        for table in DUMP_TABLES {
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                table.columns.join(", "),
+                table.name,
+                table.key().join(", ")
+            );
+            let mut stmt = tx.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut cells = BTreeMap::new();
+                for (i, &column) in table.columns.iter().enumerate() {
+                    let text = match row.get_ref(i)? {
+                        ValueRef::Null => StoreDump::NULL.to_owned(),
+                        ValueRef::Integer(n) if BOOL_COLUMNS.contains(&column) => {
+                            (n != 0).to_string()
+                        }
+                        ValueRef::Integer(n) => n.to_string(),
+                        ValueRef::Real(x) => x.to_string(),
+                        ValueRef::Text(b) | ValueRef::Blob(b) => {
+                            String::from_utf8_lossy(b).into_owned()
+                        }
+                    };
+                    cells.insert(column.to_owned(), text);
+                }
+                out.push(cells);
+            }
+            tables.insert(table.name.to_owned(), out);
+        }
+        Ok(StoreDump { tables })
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`store_suite!`](crate::store_suite):
 //!
 //! ```text
-//! fn with_store(case: &str, body: fn(&mut dyn Store)) {
+//! fn with_store(case: &str, body: &mut dyn FnMut(&mut dyn Store)) {
 //!     let mut store = /* a fresh store for `case` */;
 //!     body(&mut store);
 //! }
@@ -20,11 +20,12 @@ use tradestream_engine::{Decimal, Side};
 
 use crate::{
     Batch, CandleRow, Interval, NotificationRow, OffsetRow, OrderStateRow, OrderStatus, Store,
-    StoreCounts, TopOfBookRow, TradeRow, day_of,
+    StoreCounts, StoreDump, TopOfBookRow, TradeRow, day_of,
 };
 
-/// One `#[test]` per suite case, each calling `$with_store(case_name, case_fn)` where
-/// `$with_store: fn(&str, fn(&mut dyn Store))` hands the case a fresh store.
+/// One `#[test]` per suite case, each calling `$with_store(case_name, body)` where
+/// `$with_store: fn(&str, &mut dyn FnMut(&mut dyn Store))` hands `body` a fresh store. A case of
+/// two stores (`pairs:`) gets them from two nested calls, named `<case>_a` and `<case>_b`.
 #[macro_export]
 macro_rules! store_suite {
     ($with_store:path) => {
@@ -42,13 +43,29 @@ macro_rules! store_suite {
             closing_a_candle_removes_it_from_the_open_ones,
             notifications_newest_first,
             order_ids_are_per_symbol,
+            dump_lists_every_row_as_text,
+        );
+        $crate::store_suite!(@pairs $with_store;
+            stores_fed_the_same_batches_dump_equal,
         );
     };
     (@cases $with_store:path; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                $with_store(stringify!($case), $crate::suite::$case);
+                $with_store(stringify!($case), &mut |store| $crate::suite::$case(store));
+            }
+        )*
+    };
+    (@pairs $with_store:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $with_store(concat!(stringify!($case), "_a"), &mut |a| {
+                    $with_store(concat!(stringify!($case), "_b"), &mut |b| {
+                        $crate::suite::$case(&mut *a, b)
+                    })
+                });
             }
         )*
     };
@@ -985,4 +1002,146 @@ pub fn order_ids_are_per_symbol(store: &mut dyn Store) {
     );
     assert_eq!(ok(store.order("BTC-USD", "o-1"), "order"), Some(filled));
     assert_eq!(ok(store.order("ETH-USD", "o-1"), "order"), Some(eth));
+}
+
+/// Batches touching every table, across two days, with a candle closed in a later batch.
+fn dump_batches() -> Vec<Batch> {
+    let mut first = one_of_each();
+    first.trades.push(trade(
+        "ETH-USD", 0, 2, T0 + DAY_MS, "3000.10", "2", "bob", "carol",
+    ));
+    let second = Batch {
+        trades: vec![trade(
+            "BTC-USD", 3, 9, T0 + 5_000, "60002.00", "0.1", "carol", "alice",
+        )],
+        orders: vec![order("o-limit", 10, OrderStatus::Filled, "1.250")],
+        candles: vec![CandleRow {
+            turnover: Decimal::new(i64::MAX, 4),
+            ..candle("BTC-USD", Interval::M1, T0, 9, true)
+        }],
+        tops: vec![top("BTC-USD", 15, None, Some(("60003.00", "0.5")))],
+        notifications: vec![notification("carol", 16, T0 + 5_000)],
+        offsets: vec![offset("recorder", "trades", 3, 10, None)],
+    };
+    vec![first, second]
+}
+
+fn dump(store: &mut dyn Store) -> StoreDump {
+    ok(store.dump(), "dump")
+}
+
+/// A dump holds every logical table, each row's values as text in key order, NULL as
+/// [`StoreDump::NULL`], consumer offsets included.
+pub fn dump_lists_every_row_as_text(store: &mut dyn Store) {
+    let empty = dump(store);
+    assert_eq!(
+        empty.tables.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "candles",
+            "consumer_offsets",
+            "notifications_by_account",
+            "orders_by_symbol",
+            "top_of_book",
+            "trade_days",
+            "trades_by_account",
+            "trades_by_symbol",
+        ]
+    );
+    assert_eq!(empty.row_count(), 0);
+    for batch in dump_batches() {
+        write(store, &batch);
+    }
+    let dump = dump(store);
+    let column = |table: &str, column: &str| -> Vec<String> {
+        dump.tables[table]
+            .iter()
+            .map(|row| row[column].clone())
+            .collect()
+    };
+    // Key order, numbers compared as numbers (day 20454 < 20455; "BTC" < "ETH").
+    assert_eq!(column("trades_by_symbol", "symbol"), ["BTC-USD", "BTC-USD", "ETH-USD"]);
+    assert_eq!(column("trades_by_symbol", "seq"), ["7", "9", "2"]);
+    assert_eq!(column("trades_by_symbol", "price"), ["60000.50", "60002.00", "3000.10"]);
+    assert_eq!(
+        column("trade_days", "day"),
+        [day_of(T0), day_of(T0 + DAY_MS)].map(|d| d.to_string())
+    );
+    assert_eq!(
+        column("trades_by_account", "account"),
+        ["alice", "alice", "bob", "bob", "carol", "carol"]
+    );
+    assert_eq!(column("orders_by_symbol", "order_id"), ["o-limit", "o-market"]);
+    assert_eq!(column("orders_by_symbol", "status"), ["filled", "expired"]);
+    assert_eq!(column("orders_by_symbol", "price"), ["60000.50", StoreDump::NULL]);
+    assert_eq!(
+        column("orders_by_symbol", "notional"),
+        ["15000.06250", "9.223372036854775807"]
+    );
+    assert_eq!(column("candles", "closed"), ["true"]);
+    assert_eq!(column("candles", "turnover"), ["922337203685477.5807"]);
+    assert_eq!(column("top_of_book", "bid_price"), [StoreDump::NULL, "3000.1"]);
+    assert_eq!(column("top_of_book", "ask_qty"), ["0.5", StoreDump::NULL]);
+    assert_eq!(column("notifications_by_account", "seq"), ["13", "16"]);
+    let watermark = (T0 + 999).to_string();
+    assert_eq!(
+        dump.tables["consumer_offsets"],
+        [
+            [
+                ("consumer", "market-data"),
+                ("topic", "market-data"),
+                ("partition", "2"),
+                ("next_offset", "12"),
+                ("watermark_ms", watermark.as_str()),
+            ],
+            [
+                ("consumer", "recorder"),
+                ("topic", "trades"),
+                ("partition", "3"),
+                ("next_offset", "10"),
+                ("watermark_ms", StoreDump::NULL),
+            ],
+        ]
+        .map(|row| {
+            row.iter()
+                .map(|(c, v)| ((*c).to_owned(), (*v).to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        })
+    );
+    assert_eq!(dump.row_count(), 3 + 2 + 6 + 2 + 1 + 2 + 2 + 2);
+}
+
+/// Two stores fed the same batches, one of them in another order and twice, dump equal; one
+/// more row in one of them is a difference in exactly that table.
+pub fn stores_fed_the_same_batches_dump_equal(a: &mut dyn Store, b: &mut dyn Store) {
+    let batches = dump_batches();
+    for batch in &batches {
+        write(a, batch);
+    }
+    for batch in batches.iter().rev().chain(&batches) {
+        write(b, batch);
+    }
+    let dump_a = dump(a);
+    assert!(dump_a.row_count() > 0);
+    assert_eq!(dump_a, dump(b));
+
+    write(
+        b,
+        &Batch {
+            notifications: vec![notification("dave", 17, T0 + 6_000)],
+            ..Batch::default()
+        },
+    );
+    let dump_b = dump(b);
+    assert_ne!(dump_a, dump_b);
+    let differing: Vec<&str> = dump_a
+        .tables
+        .iter()
+        .filter(|(table, rows)| dump_b.tables.get(*table) != Some(rows))
+        .map(|(table, _)| table.as_str())
+        .collect();
+    assert_eq!(differing, ["notifications_by_account"]);
+    assert_eq!(
+        dump_b.tables["notifications_by_account"].len(),
+        dump_a.tables["notifications_by_account"].len() + 1
+    );
 }

@@ -55,7 +55,7 @@ fn with_keyspace(nodes: &[String], keyspace: &str, body: impl FnOnce(&mut Scylla
     }
 }
 
-fn with_store(case: &str, body: fn(&mut dyn Store)) {
+fn with_store(case: &str, body: &mut dyn FnMut(&mut dyn Store)) {
     if let Some((nodes, keyspace)) = cluster(case) {
         with_keyspace(&nodes, &keyspace, |store| body(store));
     }

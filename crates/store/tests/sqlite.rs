@@ -35,7 +35,7 @@ impl Drop for TempDir {
     }
 }
 
-fn with_store(case: &str, body: fn(&mut dyn Store)) {
+fn with_store(case: &str, body: &mut dyn FnMut(&mut dyn Store)) {
     let dir = TempDir::new(case);
     let mut store = SqliteStore::open(dir.path().join("store.db")).unwrap();
     body(&mut store);

@@ -203,7 +203,7 @@ pub(crate) async fn create_keyspace(
     session
         .query_unpaged(ddl.as_str(), ())
         .await
-        .map_err(scylla_err(format!("{ddl}")))?;
+        .map_err(scylla_err(&ddl))?;
     Ok(change)
 }
 

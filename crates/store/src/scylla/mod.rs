@@ -89,6 +89,8 @@ use scylla::statement::unprepared::Statement;
 
 pub use buckets::CANDLES_PER_PERIOD;
 pub use migrate::{KeyspaceChange, LEGACY_TABLES, MIGRATIONS, TABLES, cql_statements};
+/// A consistency level (`LOCAL_QUORUM`, `LOCAL_ONE`, ...), as the driver names it.
+pub use scylla::statement::Consistency;
 pub use settings::{
     ENV_CA_FILE, ENV_CERT_FILE, ENV_CONSISTENCY, ENV_KEY_FILE, ENV_LOCAL_DC, ENV_PASSWORD,
     ENV_PASSWORD_FILE, ENV_READ_CONSISTENCY, ENV_USERNAME, Replication, ScyllaOptions, Secret,
@@ -263,6 +265,34 @@ impl ScyllaStore {
         Ok((conn.into_store(nodes, statements, options), report))
     }
 
+    /// [`ScyllaStore::migrate_keyspace`] with `replicas` replicas in the data center of the node
+    /// the connection reaches first (its `system.local`): for one-data-center dev clusters and
+    /// tests, which have no replication to name. Production names its data centers.
+    pub fn migrate_keyspace_in_local_dc(
+        nodes: &[String],
+        keyspace: &str,
+        replicas: u32,
+        options: &ScyllaOptions,
+    ) -> Result<(Self, MigrateReport)> {
+        let conn = Connection::open(nodes, keyspace, options)?;
+        let session = &conn.session;
+        let dc = conn.runtime.block_on(async {
+            let context = || "read the local data center".to_owned();
+            let (dc,): (String,) = session
+                .query_unpaged("SELECT data_center FROM system.local", ())
+                .await
+                .map_err(scylla_err(context()))?
+                .into_rows_result()
+                .map_err(scylla_err(context()))?
+                .single_row()
+                .map_err(scylla_err(context()))?;
+            Ok::<_, StoreError>(dc)
+        })??;
+        drop(conn);
+        let replication: Replication = format!("{dc}:{replicas}").parse()?;
+        Self::migrate_keyspace(nodes, keyspace, &replication, options)
+    }
+
     /// The keyspace in use.
     pub fn keyspace(&self) -> &str {
         &self.keyspace
@@ -313,15 +343,18 @@ impl Store for ScyllaStore {
             &self.statements.select_offset,
             (consumer, topic, partition),
             "consumer_offsets",
-            |r: OffsetR| Ok(r),
+            |r: OffsetR| Ok((r.next_offset, r.watermark_ms)),
         ))??;
-        Ok(found.into_iter().next().map(|r| OffsetRow {
-            consumer: consumer.to_owned(),
-            topic: topic.to_owned(),
-            partition,
-            next_offset: r.next_offset,
-            watermark_ms: r.watermark_ms,
-        }))
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|(next_offset, watermark_ms)| OffsetRow {
+                consumer: consumer.to_owned(),
+                topic: topic.to_owned(),
+                partition,
+                next_offset,
+                watermark_ms,
+            }))
     }
 
     fn trades_by_symbol(&mut self, symbol: &str, limit: usize) -> Result<Vec<TradeRow>> {

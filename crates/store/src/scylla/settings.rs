@@ -136,9 +136,10 @@ impl ScyllaOptions {
     /// [`ENV_CONSISTENCY`], [`ENV_READ_CONSISTENCY`], [`ENV_LOCAL_DC`]); the defaults where unset.
     pub fn from_env() -> Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let password = match (var(ENV_PASSWORD), var(ENV_PASSWORD_FILE)) {
-            (Some(p), _) => Some(Secret::new(p)),
-            (None, Some(file)) => Some(Secret::from_file(Path::new(&file))?),
+        // A password file wins over the variable, as `--store-password-file` does.
+        let password = match (var(ENV_PASSWORD_FILE), var(ENV_PASSWORD)) {
+            (Some(file), _) => Some(Secret::from_file(Path::new(&file))?),
+            (None, Some(p)) => Some(Secret::new(p)),
             (None, None) => None,
         };
         let consistency = |name: &str, default: Consistency| {

@@ -406,7 +406,7 @@ fn migrate_moves_the_rows_of_replaced_tables_and_drops_them() {
         );
         assert_eq!(
             store.candles("BTC-USD", Interval::M1, 5).unwrap(),
-            [candle.clone()]
+            std::slice::from_ref(&candle)
         );
         assert_eq!(store.open_candles(1).unwrap(), [candle]);
         let notes = store.notifications("alice", 10).unwrap();

@@ -27,16 +27,20 @@ fn open_uri(uri: &StoreUri) -> Box<dyn Store> {
 }
 
 /// A store of the test's own on the Scylla/Cassandra cluster `SCYLLA_URI` names (a keyspace
-/// named after it, `name` and this process), if it names one; dropped by [`drop_keyspace`].
+/// named after it, `name` and this process, migrated as `store migrate` does: workers do not
+/// create it), if it names one; dropped by [`drop_keyspace`].
 fn scylla_store(name: &str) -> Option<StoreUri> {
     let uri = std::env::var("SCYLLA_URI").ok().filter(|u| !u.is_empty())?;
     let StoreUri::Scylla { nodes, keyspace } = uri.parse().expect("SCYLLA_URI") else {
         panic!("SCYLLA_URI must be a scylla:// URI, got {uri:?}");
     };
-    Some(StoreUri::Scylla {
-        nodes,
-        keyspace: format!("{keyspace}_{name}_{}", std::process::id()),
-    })
+    let keyspace = format!("{keyspace}_{name}_{}", std::process::id());
+    let options = tradestream_store::scylla::ScyllaOptions::from_env().expect("SCYLLA_* settings");
+    tradestream_store::scylla::ScyllaStore::migrate_keyspace_in_local_dc(
+        &nodes, &keyspace, 1, &options,
+    )
+    .expect("migrate the test keyspace");
+    Some(StoreUri::Scylla { nodes, keyspace })
 }
 
 fn drop_keyspace(uri: &StoreUri) {

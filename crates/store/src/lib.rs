@@ -17,8 +17,9 @@
 //! - [`StoreDump`] (`dump.rs`): every row as text, what `verify` compares.
 //! - [`StoreUri`] (`uri.rs`): parsing `--store` values; [`open`] turns one into a store.
 //! - [`sqlite`]: the embedded backend; its DDL is `schemas/cql/sqlite.sql`.
-//! - [`scylla`]: the cluster backend; its DDL is `schemas/cql/*.cql`. The module
-//!   documentation gives the `USING TIMESTAMP` formula and the decimal encoding.
+//! - [`scylla`]: the cluster backend; its DDL is `schemas/cql/*.cql`, created only by `tradestream
+//!   store migrate`. The module documentation gives the layout, the `USING TIMESTAMP` formula,
+//!   the partition buckets and the consistency levels; docs/scylla.md the operator's view.
 //! - `suite` (tests, or the `test-suite` feature): one test suite that every backend passes,
 //!   `tests/sqlite.rs` always, `tests/scylla.rs` when `SCYLLA_URI` names a cluster.
 //!
@@ -28,9 +29,9 @@
 //!   write never overwrites a newer one (a candle closed at a seq also beats its open state at
 //!   that seq). Consumer offsets never move backwards.
 //! - Order state is keyed by (symbol, order id): ids are unique per book only. A store created
-//!   before that had a table `orders` keyed by order id alone; [`Store::migrate`] (which both
-//!   backends run when they open) moves its rows into `orders_by_symbol` and drops it, so no
-//!   store keeps the old key.
+//!   before that had a table `orders` keyed by order id alone; [`Store::migrate`] (which SQLite
+//!   runs when it opens, and `tradestream store migrate` runs on Scylla) moves its rows into
+//!   `orders_by_symbol` and drops it, so no store keeps the old key.
 //! - Reads are newest first: trades of a symbol by (UTC day, seq), of an account and
 //!   notifications by (event time, source partition, seq), candles by bucket start. The open
 //!   candles of a source partition ([`Store::open_candles`]) come by symbol, interval and bucket
@@ -65,6 +66,21 @@ pub enum StoreError {
     /// Scylla/Cassandra failed.
     #[error("scylla: {0}")]
     Scylla(String),
+    /// The Scylla keyspace is missing, lacks a table or still has a replaced one: workers do
+    /// not create or change the schema.
+    #[error(
+        "keyspace {keyspace} is not migrated ({detail}): run `tradestream store migrate --store \
+         scylla://HOST:PORT/{keyspace} --replication DC:N[,DC:N]` first"
+    )]
+    NotMigrated {
+        /// The keyspace.
+        keyspace: String,
+        /// What is missing.
+        detail: String,
+    },
+    /// Store settings that cannot work (credentials, TLS files, consistency, replication).
+    #[error("store settings: {0}")]
+    Settings(String),
     /// A stored value cannot be read back (e.g. a decimal or status the code does not know).
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -154,13 +170,22 @@ fn sort_open_candles(candles: &mut [CandleRow]) {
     candles.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
 }
 
-/// Opens the store a URI names (`sqlite:PATH` or `scylla://host:port/keyspace`) and creates the
-/// tables that are missing.
+/// [`open_with`] the Scylla options of the environment ([`scylla::ScyllaOptions::from_env`]).
 pub fn open(uri: &StoreUri) -> Result<Box<dyn Store>> {
     match uri {
         StoreUri::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
-        StoreUri::Scylla { nodes, keyspace } => {
-            Ok(Box::new(scylla::ScyllaStore::connect(nodes, keyspace)?))
-        }
+        StoreUri::Scylla { .. } => open_with(uri, &scylla::ScyllaOptions::from_env()?),
+    }
+}
+
+/// Opens the store a URI names (`sqlite:PATH` or `scylla://host:port/keyspace`). SQLite creates
+/// the tables that are missing; a Scylla keyspace must have been created by `tradestream store
+/// migrate` ([`StoreError::NotMigrated`] otherwise) and is reached with `options`.
+pub fn open_with(uri: &StoreUri, options: &scylla::ScyllaOptions) -> Result<Box<dyn Store>> {
+    match uri {
+        StoreUri::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+        StoreUri::Scylla { nodes, keyspace } => Ok(Box::new(scylla::ScyllaStore::connect_with(
+            nodes, keyspace, options,
+        )?)),
     }
 }

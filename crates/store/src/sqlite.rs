@@ -26,12 +26,13 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Params, Row, ToSql, TransactionBehavior, params};
 use tradestream_engine::{Decimal, Side};
 
+use crate::dump::{BOOL_COLUMNS, DUMP_TABLES};
+use crate::dump::{BOOL_COLUMNS, DUMP_TABLES};
 use crate::{
     Batch, CandleRow, Interval, NotificationRow, OffsetRow, OrderStateRow, OrderStatus, Result,
     Store, StoreCounts, StoreDump, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,
     sort_open_candles,
 };
-use crate::dump::{BOOL_COLUMNS, DUMP_TABLES};
 
 /// The DDL: one source of truth for the SQLite tables.
 pub const SCHEMA: &str = include_str!("../../../schemas/cql/sqlite.sql");

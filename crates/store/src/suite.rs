@@ -1008,11 +1008,25 @@ pub fn order_ids_are_per_symbol(store: &mut dyn Store) {
 fn dump_batches() -> Vec<Batch> {
     let mut first = one_of_each();
     first.trades.push(trade(
-        "ETH-USD", 0, 2, T0 + DAY_MS, "3000.10", "2", "bob", "carol",
+        "ETH-USD",
+        0,
+        2,
+        T0 + DAY_MS,
+        "3000.10",
+        "2",
+        "bob",
+        "carol",
     ));
     let second = Batch {
         trades: vec![trade(
-            "BTC-USD", 3, 9, T0 + 5_000, "60002.00", "0.1", "carol", "alice",
+            "BTC-USD",
+            3,
+            9,
+            T0 + 5_000,
+            "60002.00",
+            "0.1",
+            "carol",
+            "alice",
         )],
         orders: vec![order("o-limit", 10, OrderStatus::Filled, "1.250")],
         candles: vec![CandleRow {
@@ -1059,9 +1073,15 @@ pub fn dump_lists_every_row_as_text(store: &mut dyn Store) {
             .collect()
     };
     // Key order, numbers compared as numbers (day 20454 < 20455; "BTC" < "ETH").
-    assert_eq!(column("trades_by_symbol", "symbol"), ["BTC-USD", "BTC-USD", "ETH-USD"]);
+    assert_eq!(
+        column("trades_by_symbol", "symbol"),
+        ["BTC-USD", "BTC-USD", "ETH-USD"]
+    );
     assert_eq!(column("trades_by_symbol", "seq"), ["7", "9", "2"]);
-    assert_eq!(column("trades_by_symbol", "price"), ["60000.50", "60002.00", "3000.10"]);
+    assert_eq!(
+        column("trades_by_symbol", "price"),
+        ["60000.50", "60002.00", "3000.10"]
+    );
     assert_eq!(
         column("trade_days", "day"),
         [day_of(T0), day_of(T0 + DAY_MS)].map(|d| d.to_string())
@@ -1070,16 +1090,25 @@ pub fn dump_lists_every_row_as_text(store: &mut dyn Store) {
         column("trades_by_account", "account"),
         ["alice", "alice", "bob", "bob", "carol", "carol"]
     );
-    assert_eq!(column("orders_by_symbol", "order_id"), ["o-limit", "o-market"]);
+    assert_eq!(
+        column("orders_by_symbol", "order_id"),
+        ["o-limit", "o-market"]
+    );
     assert_eq!(column("orders_by_symbol", "status"), ["filled", "expired"]);
-    assert_eq!(column("orders_by_symbol", "price"), ["60000.50", StoreDump::NULL]);
+    assert_eq!(
+        column("orders_by_symbol", "price"),
+        ["60000.50", StoreDump::NULL]
+    );
     assert_eq!(
         column("orders_by_symbol", "notional"),
         ["15000.06250", "9.223372036854775807"]
     );
     assert_eq!(column("candles", "closed"), ["true"]);
     assert_eq!(column("candles", "turnover"), ["922337203685477.5807"]);
-    assert_eq!(column("top_of_book", "bid_price"), [StoreDump::NULL, "3000.1"]);
+    assert_eq!(
+        column("top_of_book", "bid_price"),
+        [StoreDump::NULL, "3000.1"]
+    );
     assert_eq!(column("top_of_book", "ask_qty"), ["0.5", StoreDump::NULL]);
     assert_eq!(column("notifications_by_account", "seq"), ["13", "16"]);
     let watermark = (T0 + 999).to_string();

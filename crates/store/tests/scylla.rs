@@ -1,7 +1,10 @@
 //! The backend suite on Scylla/Cassandra, when `SCYLLA_URI` names a cluster
-//! (e.g. `scylla://127.0.0.1:9042/tradestream_test`). Each case gets a keyspace of its own,
-//! named after the URI's keyspace and dropped at the end. Plus what only this backend does by
-//! itself: moving the rows of the old `orders` table on connect.
+//! (`. <(bash deploy/local/services env)` after `services up cassandra` sets it, with
+//! `SCYLLA_USERNAME`/`SCYLLA_PASSWORD` and, when the node speaks TLS, `SCYLLA_TEST_CA_FILE`).
+//! Each case gets a keyspace of its own, named after the URI's keyspace, created by
+//! `migrate_keyspace` with NetworkTopologyStrategy in the node's data center and dropped at the
+//! end. Plus what only this backend does: `store migrate` (replication, refusals, moving the rows
+//! of replaced tables), the refusal to use a keyspace that is not migrated, logins, TLS.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Once;
@@ -9,8 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use tradestream_store::scylla::ScyllaStore;
-use tradestream_store::{OrderStatus, Store, StoreUri};
+use tradestream_store::scylla::{
+    KeyspaceChange, Replication, ScyllaOptions, ScyllaStore, Secret, TlsFiles,
+};
+use tradestream_store::suite::{self, T0};
+use tradestream_store::{Interval, OrderStatus, Store, StoreError, StoreUri};
 
 /// The cluster's contact points and a keyspace name unique to `case` and this run, or `None`
 /// (the suite is skipped, said loudly once) when `SCYLLA_URI` is not set.
@@ -43,9 +49,35 @@ fn cluster(case: &str) -> Option<(Vec<String>, String)> {
     Some((nodes, case_ks))
 }
 
-/// Connects to `keyspace` (creating and migrating it), runs `body`, drops the keyspace.
+/// The options of the environment (the test node's login, from `services env`).
+fn options() -> ScyllaOptions {
+    ScyllaOptions::from_env().unwrap()
+}
+
+/// The data center of the node the test talks to (`datacenter1` on the services' node).
+fn local_dc(nodes: &[String]) -> String {
+    with_session(nodes, async |session| {
+        let (dc,): (String,) = session
+            .query_unpaged("SELECT data_center FROM system.local", ())
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .single_row()
+            .unwrap();
+        dc
+    })
+}
+
+/// One replica in the node's data center.
+fn replication(nodes: &[String]) -> Replication {
+    format!("{}:1", local_dc(nodes)).parse().unwrap()
+}
+
+/// Migrates `keyspace` (creating it), runs `body`, drops the keyspace.
 fn with_keyspace(nodes: &[String], keyspace: &str, body: impl FnOnce(&mut ScyllaStore)) {
-    let mut store = ScyllaStore::connect(nodes, keyspace).unwrap();
+    let (mut store, _) =
+        ScyllaStore::migrate_keyspace(nodes, keyspace, &replication(nodes), &options()).unwrap();
     let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut store)));
     if let Err(e) = store.drop_keyspace() {
         eprintln!("could not drop keyspace {keyspace}: {e}");
@@ -70,11 +102,12 @@ fn with_session<T>(nodes: &[String], f: impl AsyncFnOnce(&Session) -> T) -> T {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let session = SessionBuilder::new()
-            .known_nodes(nodes)
-            .build()
-            .await
-            .unwrap();
+        let mut builder = SessionBuilder::new().known_nodes(nodes);
+        let options = options();
+        if let (Some(user), Some(password)) = (options.username, options.password) {
+            builder = builder.user(user, password.expose());
+        }
+        let session = builder.build().await.unwrap();
         f(&session).await
     })
 }
@@ -109,9 +142,160 @@ fn has_table(nodes: &[String], keyspace: &str, table: &str) -> bool {
     })
 }
 
+/// The replication map of `keyspace`, if it exists.
+fn keyspace_replication(
+    nodes: &[String],
+    keyspace: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    with_session(nodes, async |session| {
+        session
+            .query_unpaged(
+                "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
+                (keyspace,),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .maybe_first_row::<(std::collections::BTreeMap<String, String>,)>()
+            .unwrap()
+            .map(|(r,)| r)
+    })
+}
+
 #[test]
-fn connecting_to_a_keyspace_with_the_old_order_table_moves_its_rows_and_drops_it() {
-    let Some((nodes, ks)) = cluster("legacy_orders") else {
+fn migrate_creates_the_keyspace_with_network_topology_strategy_in_the_given_data_centers() {
+    let Some((nodes, ks)) = cluster("migrate_nts") else {
+        return;
+    };
+    let dc = local_dc(&nodes);
+    let replication = replication(&nodes);
+    let (store, report) =
+        ScyllaStore::migrate_keyspace(&nodes, &ks, &replication, &options()).unwrap();
+    assert_eq!(report.keyspace, KeyspaceChange::Created);
+    assert!(store.data_centers().unwrap().contains(&dc));
+    let stored = keyspace_replication(&nodes, &ks).expect("keyspace created");
+    assert!(
+        stored["class"].ends_with("NetworkTopologyStrategy"),
+        "{stored:?}"
+    );
+    assert_eq!(stored.get(&dc).map(String::as_str), Some("1"), "{stored:?}");
+    for table in tradestream_store::scylla::TABLES {
+        assert!(has_table(&nodes, &ks, table), "{table}");
+    }
+    drop(store);
+    // Again: nothing to do.
+    let (store, report) =
+        ScyllaStore::migrate_keyspace(&nodes, &ks, &replication, &options()).unwrap();
+    assert_eq!(report.keyspace, KeyspaceChange::Unchanged);
+    assert_eq!(report.rows_moved, 0);
+    store.drop_keyspace().unwrap();
+}
+
+#[test]
+fn migrate_refuses_a_data_center_the_cluster_does_not_have() {
+    let Some((nodes, ks)) = cluster("migrate_unknown_dc") else {
+        return;
+    };
+    let dc = local_dc(&nodes);
+    let replication: Replication = format!("{dc}:1,nowhere:3").parse().unwrap();
+    match ScyllaStore::migrate_keyspace(&nodes, &ks, &replication, &options()) {
+        Err(StoreError::Settings(msg)) => {
+            assert!(msg.contains("no data center nowhere"), "{msg}");
+            assert!(msg.contains(&dc), "names the ones it has: {msg}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(keyspace_replication(&nodes, &ks), None, "nothing created");
+    // No replication at all does not even parse.
+    assert!("".parse::<Replication>().is_err());
+}
+
+#[test]
+fn a_worker_refuses_a_keyspace_that_is_not_migrated() {
+    let Some((nodes, ks)) = cluster("not_migrated") else {
+        return;
+    };
+    match ScyllaStore::connect_with(&nodes, &ks, &options()) {
+        Err(e @ StoreError::NotMigrated { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("does not exist"), "{msg}");
+            assert!(msg.contains("tradestream store migrate"), "{msg}");
+        }
+        other => panic!("expected NotMigrated, got {other:?}"),
+    }
+    assert_eq!(
+        keyspace_replication(&nodes, &ks),
+        None,
+        "a worker creates nothing"
+    );
+    // A keyspace with a table missing is not migrated either.
+    with_keyspace(&nodes, &ks, |_| {
+        run_cql(&nodes, &[format!("DROP TABLE {ks}.candle_periods")]);
+        match ScyllaStore::connect_with(&nodes, &ks, &options()) {
+            Err(StoreError::NotMigrated { detail, .. }) => {
+                assert!(detail.contains("candle_periods"), "{detail}")
+            }
+            other => panic!("expected NotMigrated, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn logins_take_the_password_from_the_environment_and_refuse_a_wrong_one() {
+    let Some((nodes, ks)) = cluster("auth") else {
+        return;
+    };
+    let good = options();
+    let Some(user) = good.username.clone() else {
+        eprintln!("SCYLLA_USERNAME is not set: the node takes no login, nothing to check");
+        return;
+    };
+    with_keyspace(&nodes, &ks, |_| {
+        ScyllaStore::connect_with(&nodes, &ks, &good).expect("the environment's login works");
+        let wrong = ScyllaOptions {
+            username: Some(user),
+            password: Some(Secret::new("not-the-password")),
+            ..good.clone()
+        };
+        match ScyllaStore::connect_with(&nodes, &ks, &wrong) {
+            Err(StoreError::Scylla(msg)) => assert!(msg.contains("connect to"), "{msg}"),
+            other => panic!("expected a login failure, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn tls_connections_verify_the_node_against_the_given_ca() {
+    let Some((nodes, ks)) = cluster("tls") else {
+        return;
+    };
+    let Some(ca) = std::env::var_os("SCYLLA_TEST_CA_FILE") else {
+        eprintln!("SCYLLA_TEST_CA_FILE is not set: the node speaks no TLS, nothing to check");
+        return;
+    };
+    let tls = ScyllaOptions {
+        tls: Some(TlsFiles {
+            ca_file: ca.into(),
+            cert_file: None,
+            key_file: None,
+        }),
+        ..options()
+    };
+    let (mut store, _) =
+        ScyllaStore::migrate_keyspace(&nodes, &ks, &replication(&nodes), &tls).unwrap();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        suite::round_trip_every_row_type(&mut store);
+    }));
+    store.drop_keyspace().unwrap();
+    if let Err(panic) = outcome {
+        resume_unwind(panic);
+    }
+}
+
+#[test]
+fn migrate_moves_the_rows_of_replaced_tables_and_drops_them() {
+    let Some((nodes, ks)) = cluster("legacy_tables") else {
         return;
     };
     // A keyspace as the code before `orders_by_symbol` left it: `orders`, keyed by order id.
@@ -138,8 +322,64 @@ fn connecting_to_a_keyspace_with_the_old_order_table_moves_its_rows_and_drops_it
             ),
             insert("o-1", "BTC-USD", "new", "0", 7),
             insert("o-2", "ETH-USD", "cancelled", "0.250", 8),
+            // The unbounded tables of 001 before 003.
+            format!(
+                "CREATE TABLE {ks}.trades_by_account (account text, ts_ms bigint, \
+                 source_partition int, seq bigint, role text, symbol text, price decimal, \
+                 qty decimal, maker_order_id text, maker_account text, taker_order_id text, \
+                 taker_account text, taker_side text, \
+                 PRIMARY KEY ((account), ts_ms, source_partition, seq)) \
+                 WITH CLUSTERING ORDER BY (ts_ms DESC, source_partition ASC, seq DESC)"
+            ),
+            format!(
+                "CREATE TABLE {ks}.candles (symbol text, interval text, bucket_start_ms bigint, \
+                 open decimal, high decimal, low decimal, close decimal, volume decimal, \
+                 turnover decimal, vwap decimal, trade_count bigint, closed boolean, \
+                 source_partition int, seq bigint, \
+                 PRIMARY KEY ((symbol, interval), bucket_start_ms)) \
+                 WITH CLUSTERING ORDER BY (bucket_start_ms DESC)"
+            ),
+            format!(
+                "CREATE TABLE {ks}.notifications_by_account (account text, ts_ms bigint, \
+                 source_partition int, seq bigint, kind text, order_id text, symbol text, \
+                 message text, PRIMARY KEY ((account), ts_ms, source_partition, seq)) \
+                 WITH CLUSTERING ORDER BY (ts_ms DESC, source_partition ASC, seq DESC)"
+            ),
+            // Two days of an account's trades, a self-match among them.
+            format!(
+                "INSERT INTO {ks}.trades_by_account (account, ts_ms, source_partition, seq, \
+                 role, symbol, price, qty, maker_order_id, maker_account, taker_order_id, \
+                 taker_account, taker_side) VALUES ('alice', {}, 0, 5, 'maker', 'BTC-USD', \
+                 60000.50, 0.5, 'm-5', 'alice', 't-5', 'bob', 'buy') USING TIMESTAMP 5",
+                T0
+            ),
+            format!(
+                "INSERT INTO {ks}.trades_by_account (account, ts_ms, source_partition, seq, \
+                 role, symbol, price, qty, maker_order_id, maker_account, taker_order_id, \
+                 taker_account, taker_side) VALUES ('alice', {}, 0, 6, 'self', 'BTC-USD', \
+                 60001.00, 0.25, 'm-6', 'alice', 't-6', 'alice', 'sell') USING TIMESTAMP 6",
+                T0 + suite::DAY_MS
+            ),
+            format!(
+                "INSERT INTO {ks}.candles (symbol, interval, bucket_start_ms, open, high, low, \
+                 close, volume, turnover, vwap, trade_count, closed, source_partition, seq) \
+                 VALUES ('BTC-USD', '1m', {T0}, 100.10, 101.00, 99.95, 100.50, 3.000, \
+                 301.5000, 100.500000, 4, false, 1, 9) USING TIMESTAMP 9"
+            ),
+            format!(
+                "INSERT INTO {ks}.notifications_by_account (account, ts_ms, source_partition, \
+                 seq, kind, order_id, symbol, message) VALUES ('alice', {T0}, 4, 13, 'fill', \
+                 'o-13', 'BTC-USD', 'bought') USING TIMESTAMP 13"
+            ),
         ],
     );
+    // Not migrated yet: a worker refuses it, naming the tables still to move.
+    match ScyllaStore::connect_with(&nodes, &ks, &options()) {
+        Err(StoreError::NotMigrated { detail, .. }) => {
+            assert!(detail.contains("orders"), "{detail}")
+        }
+        other => panic!("expected NotMigrated, got {other:?}"),
+    }
     with_keyspace(&nodes, &ks, |store| {
         let o1 = store.order("BTC-USD", "o-1").unwrap().expect("o-1 moved");
         assert_eq!(
@@ -153,12 +393,38 @@ fn connecting_to_a_keyspace_with_the_old_order_table_moves_its_rows_and_drops_it
         );
         assert_eq!(store.order("BTC-USD", "o-2").unwrap(), None);
         assert_eq!(store.counts().unwrap().orders, 2);
-        assert!(
-            !has_table(&nodes, &ks, "orders"),
-            "the old table is dropped once its rows are moved"
+        let trades = store.trades_by_account("alice", 10).unwrap();
+        assert_eq!(trades.iter().map(|t| t.seq).collect::<Vec<_>>(), [6, 5]);
+        assert_eq!(trades[0].price.to_string(), "60001.00");
+        let candle = store
+            .candle("BTC-USD", Interval::M1, T0)
+            .unwrap()
+            .expect("moved");
+        assert_eq!(
+            (candle.trade_count, candle.close.to_string()),
+            (4, "100.50".to_owned())
         );
-        // Migrating again is harmless.
+        assert_eq!(
+            store.candles("BTC-USD", Interval::M1, 5).unwrap(),
+            std::slice::from_ref(&candle)
+        );
+        assert_eq!(store.open_candles(1).unwrap(), [candle]);
+        let notes = store.notifications("alice", 10).unwrap();
+        assert_eq!((notes.len(), notes[0].text.as_str()), (1, "bought"));
+        for old in [
+            "orders",
+            "trades_by_account",
+            "candles",
+            "notifications_by_account",
+        ] {
+            assert!(
+                !has_table(&nodes, &ks, old),
+                "{old} is dropped once its rows are moved"
+            );
+        }
+        // Migrating again is harmless, and a worker now connects.
         store.migrate().unwrap();
         assert_eq!(store.counts().unwrap().orders, 2);
+        ScyllaStore::connect_with(&nodes, &ks, &options()).expect("migrated");
     });
 }

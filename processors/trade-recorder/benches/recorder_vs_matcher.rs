@@ -230,10 +230,15 @@ impl BenchStore {
                 };
                 let mut keyspace = format!("{keyspace}_bench");
                 keyspace.truncate(47 - tag.len());
-                StoreUri::Scylla {
-                    nodes,
-                    keyspace: format!("{keyspace}_{tag}"),
-                }
+                let keyspace = format!("{keyspace}_{tag}");
+                // Workers do not create the schema: migrate it as `store migrate` does.
+                let options =
+                    tradestream_store::scylla::ScyllaOptions::from_env().expect("SCYLLA_*");
+                tradestream_store::scylla::ScyllaStore::migrate_keyspace_in_local_dc(
+                    &nodes, &keyspace, 1, &options,
+                )
+                .expect("migrate the bench keyspace");
+                StoreUri::Scylla { nodes, keyspace }
             }
             None => {
                 let path = std::env::temp_dir().join(format!("recorder-bench-{tag}.db"));

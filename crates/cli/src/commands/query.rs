@@ -1,13 +1,16 @@
 //! `tradestream query …` and `tradestream store migrate`: reading the results store.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
+use tradestream_store::scylla;
 use tradestream_store::{
     CandleRow, Interval, NotificationRow, OrderStateRow, Store, StoreUri, TopOfBookRow, TradeRow,
 };
 
-/// Which store.
+/// Which store, and how to reach a Scylla/Cassandra one (docs/scylla.md). The password is never
+/// an argument: `SCYLLA_PASSWORD` or `--store-password-file`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// `sqlite:PATH` (the embedded default) or `scylla://host:port[,host:port]/keyspace`.
@@ -17,33 +20,207 @@ pub struct StoreArgs {
         default_value = "sqlite:data/tradestream.db"
     )]
     pub store: StoreUri,
+    /// Scylla/Cassandra login name; its password comes from SCYLLA_PASSWORD or
+    /// --store-password-file.
+    #[arg(long, env = scylla::ENV_USERNAME)]
+    pub store_username: Option<String>,
+    /// File whose first line is the Scylla/Cassandra password (instead of SCYLLA_PASSWORD).
+    #[arg(long, env = scylla::ENV_PASSWORD_FILE)]
+    pub store_password_file: Option<PathBuf>,
+    /// PEM file of the CA certificate(s) to trust: connect to Scylla/Cassandra over TLS.
+    #[arg(long, env = scylla::ENV_CA_FILE)]
+    pub store_ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for clusters that require one (with --store-key-file).
+    #[arg(long, env = scylla::ENV_CERT_FILE, requires = "store_ca_file")]
+    pub store_cert_file: Option<PathBuf>,
+    /// PEM private key of --store-cert-file.
+    #[arg(long, env = scylla::ENV_KEY_FILE, requires = "store_cert_file")]
+    pub store_key_file: Option<PathBuf>,
+    /// Consistency of writes and of the reads a worker resumes from.
+    #[arg(
+        long,
+        env = scylla::ENV_CONSISTENCY,
+        default_value = "LOCAL_QUORUM",
+        value_parser = scylla::parse_consistency
+    )]
+    pub store_consistency: scylla::Consistency,
+    /// Consistency of query reads (`query`, the gateway).
+    #[arg(
+        long,
+        env = scylla::ENV_READ_CONSISTENCY,
+        default_value = "LOCAL_ONE",
+        value_parser = scylla::parse_consistency
+    )]
+    pub store_read_consistency: scylla::Consistency,
+    /// The data center whose nodes coordinate this process's requests (set it on a multi-DC
+    /// cluster: the LOCAL_* levels count replicas there).
+    #[arg(long, env = scylla::ENV_LOCAL_DC)]
+    pub store_local_dc: Option<String>,
 }
 
 impl StoreArgs {
-    /// Opens the store; opening creates the tables that are missing (both backends migrate
-    /// when they open).
+    /// The Scylla settings these arguments and the environment give.
+    pub fn scylla_options(&self) -> anyhow::Result<scylla::ScyllaOptions> {
+        let password = match &self.store_password_file {
+            Some(file) => Some(scylla::Secret::from_file(file)?),
+            None => std::env::var(scylla::ENV_PASSWORD)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(scylla::Secret::new),
+        };
+        let options = scylla::ScyllaOptions {
+            username: self.store_username.clone(),
+            password,
+            tls: self.store_ca_file.as_ref().map(|ca| scylla::TlsFiles {
+                ca_file: ca.clone(),
+                cert_file: self.store_cert_file.clone(),
+                key_file: self.store_key_file.clone(),
+            }),
+            consistency: self.store_consistency,
+            read_consistency: self.store_read_consistency,
+            local_dc: self.store_local_dc.clone(),
+        };
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Opens the store. SQLite creates its tables; a Scylla keyspace must have been made by
+    /// `tradestream store migrate`.
     pub fn open(&self) -> anyhow::Result<Box<dyn Store>> {
-        Ok(tradestream_store::open(&self.store)?)
+        let options = match self.store {
+            StoreUri::Scylla { .. } => self.scylla_options()?,
+            StoreUri::Sqlite(_) => scylla::ScyllaOptions::default(),
+        };
+        Ok(tradestream_store::open_with(&self.store, &options)?)
     }
 }
 
 /// `tradestream store …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
-    /// Create the tables that are missing (schemas/cql/*.cql, or the SQLite mirror) and move the
-    /// rows of a replaced table into its successor (the old `orders`, keyed by order id alone,
-    /// into `orders_by_symbol`).
-    Migrate(StoreArgs),
+    /// Create the schema: on Scylla/Cassandra the keyspace (NetworkTopologyStrategy, with
+    /// --replication) and its tables (schemas/cql/*.cql), on SQLite the tables; then move the
+    /// rows of replaced tables into their successors. Workers never create the schema.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Replicas per data center, `DC:N[,DC:N...]` (e.g. `dc1:3,dc2:3`): required on
+        /// Scylla/Cassandra; every data center must exist in the cluster.
+        #[arg(long)]
+        replication: Option<scylla::Replication>,
+    },
 }
 
 /// Runs `tradestream store …`.
 pub fn run_store(cmd: &StoreCommand) -> anyhow::Result<()> {
     match cmd {
-        StoreCommand::Migrate(args) => {
-            args.open()?;
-            println!("store {} is migrated", args.store);
+        StoreCommand::Migrate { store, replication } => {
+            let StoreUri::Scylla { nodes, keyspace } = &store.store else {
+                anyhow::ensure!(
+                    replication.is_none(),
+                    "--replication applies to a Scylla/Cassandra store only"
+                );
+                store.open()?;
+                println!("store {} is migrated", store.store);
+                return Ok(());
+            };
+            let Some(replication) = replication else {
+                anyhow::bail!(
+                    "store migrate on Scylla/Cassandra needs --replication DC:N[,DC:N...] (the \
+                     replicas of the keyspace in each data center, e.g. --replication dc1:3,dc2:3): \
+                     a production keyspace is created with NetworkTopologyStrategy only"
+                );
+            };
+            let (_, report) = scylla::ScyllaStore::migrate_keyspace(
+                nodes,
+                keyspace,
+                replication,
+                &store.scylla_options()?,
+            )?;
+            match &report.keyspace {
+                scylla::KeyspaceChange::Created => {
+                    println!("keyspace {keyspace} created with replication {replication}")
+                }
+                scylla::KeyspaceChange::Unchanged => {
+                    println!("keyspace {keyspace} has replication {replication}")
+                }
+                scylla::KeyspaceChange::Altered { from } => println!(
+                    "keyspace {keyspace}: replication changed from {from} to {replication}; \
+                     run `nodetool repair -full {keyspace}` on every node so the new replicas \
+                     get their data"
+                ),
+            }
+            if report.rows_moved > 0 {
+                println!("moved {} rows out of replaced tables", report.rows_moved);
+            }
+            println!("store {} is migrated", store.store);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: StoreCommand,
+    }
+
+    #[test]
+    fn migrate_on_scylla_refuses_without_replication() {
+        let cli =
+            Cli::try_parse_from(["t", "migrate", "--store", "scylla://127.0.0.1:1/ks"]).unwrap();
+        let err = run_store(&cli.cmd).unwrap_err().to_string();
+        assert!(err.contains("needs --replication"), "{err}");
+        assert!(
+            Cli::try_parse_from([
+                "t",
+                "migrate",
+                "--store",
+                "scylla://127.0.0.1:1/ks",
+                "--replication",
+                "dc1"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "t",
+            "migrate",
+            "--store",
+            "sqlite:x.db",
+            "--replication",
+            "dc1:3",
+        ])
+        .unwrap();
+        let err = run_store(&cli.cmd).unwrap_err().to_string();
+        assert!(err.contains("Scylla/Cassandra store only"), "{err}");
+    }
+
+    #[test]
+    fn consistency_levels_default_and_parse() {
+        let cli = Cli::try_parse_from([
+            "t",
+            "migrate",
+            "--store",
+            "scylla://127.0.0.1:1/ks",
+            "--store-read-consistency",
+            "local_quorum",
+        ])
+        .unwrap();
+        let StoreCommand::Migrate { store, .. } = cli.cmd;
+        assert_eq!(store.store_consistency, scylla::Consistency::LocalQuorum);
+        assert_eq!(
+            store.store_read_consistency,
+            scylla::Consistency::LocalQuorum
+        );
+        assert!(
+            Cli::try_parse_from(["t", "migrate", "--store-consistency", "most-of-them"]).is_err()
+        );
     }
 }
 

@@ -27,7 +27,6 @@ use rusqlite::{Connection, OptionalExtension, Params, Row, ToSql, TransactionBeh
 use tradestream_engine::{Decimal, Side};
 
 use crate::dump::{BOOL_COLUMNS, DUMP_TABLES};
-use crate::dump::{BOOL_COLUMNS, DUMP_TABLES};
 use crate::{
     Batch, CandleRow, Interval, NotificationRow, OffsetRow, OrderStateRow, OrderStatus, Result,
     Store, StoreCounts, StoreDump, StoreError, TopOfBookRow, TradeRow, day_of, side_from_str,

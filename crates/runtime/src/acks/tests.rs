@@ -174,5 +174,9 @@ fn a_lost_output_holds_its_partition_below_its_record() {
         Some(0),
         "record 0's output is lost: nothing from record 0 on may be committed or snapshotted"
     );
-    assert_eq!(acks.acknowledged(other), Some(101), "other partitions go on");
+    assert_eq!(
+        acks.acknowledged(other),
+        Some(101),
+        "other partitions go on"
+    );
 }

@@ -1,0 +1,165 @@
+//! Making progress durable: the worker's checkpoint, then the input offsets committed to the
+//! group (asynchronously in the steady state), or under exactly-once one transaction holding
+//! the round's outputs and its input offsets.
+
+use crate::client_error::ClientError;
+use crate::io::{Clock, CommitMode, GroupConsumer, LogReader, Producer, TopicPartition};
+use crate::runner::core::Core;
+use crate::worker::{Checkpoints, Position, RunError, Worker};
+
+/// Which progress a checkpoint makes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moment {
+    /// The commit interval elapsed: commit without stopping the flow where the worker allows.
+    Interval,
+    /// A partition is given up or the loop stops: wait for every output, commit synchronously.
+    Final,
+}
+
+impl<W, P, R, K> Core<W, P, R, K>
+where
+    W: Worker,
+    P: Producer,
+    R: LogReader,
+    K: Clock,
+{
+    /// Where processing stands, on every partition that moved.
+    fn processed_positions(&mut self) -> Vec<Position> {
+        self.parts.take_positions(|a| Some(a.next_offset))
+    }
+
+    /// Makes progress durable (see [`Checkpoints`](crate::Checkpoints)). At [`Moment::Final`]
+    /// everything processed is acknowledged, checkpointed and committed before it returns.
+    pub(crate) fn checkpoint<C: GroupConsumer<Group = P::Group>>(
+        &mut self,
+        consumer: &C,
+        moment: Moment,
+    ) -> Result<(), RunError> {
+        if self.out.txn().enabled() {
+            let positions = self.processed_positions();
+            return self.commit_transaction(consumer, &positions);
+        }
+        let positions =
+            if moment == Moment::Interval && self.worker.checkpoints() == Checkpoints::Offsets {
+                self.out.delivery_failure()?;
+                let deliveries = self.out.deliveries();
+                let acks = deliveries.acks();
+                self.parts.take_positions(|a| acks.acknowledged(a.slot))
+            } else {
+                let positions = self.processed_positions();
+                if positions.is_empty() {
+                    return Ok(());
+                }
+                self.out.flush()?;
+                positions
+            };
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let (worker, mut ctx) = self.parts();
+        worker
+            .checkpoint(&mut ctx, &positions)
+            .map_err(RunError::Worker)?;
+        let offsets = offsets(&positions);
+        // In the steady state the commit goes out without waiting (its result comes back from
+        // `poll`); a later commit covers a failed one.
+        let mode = match moment {
+            Moment::Interval => CommitMode::Async,
+            Moment::Final => CommitMode::Sync,
+        };
+        match consumer.commit(&offsets, mode) {
+            Ok(()) => {}
+            Err(e) if e.kind() == "membership" => {
+                // The group moved on without this member (its session expired, or a
+                // rebalance began). Everything up to here is acknowledged and checkpointed;
+                // the next owner resumes from the last accepted commit and its outputs are
+                // deduplicated by seq. The revocation takes the partitions away.
+                tracing::warn!(
+                    worker = %self.name,
+                    error = %e,
+                    "commit refused: this member lost its partitions in a rebalance"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.metrics.committed(self.clock.unix_ms());
+        Ok(())
+    }
+
+    /// The result of an asynchronous commit. A refused one is not fatal: the next commit covers
+    /// it, and at worst a restart replays a little more (outputs are deduplicated).
+    pub(crate) fn commit_result(
+        &mut self,
+        _offsets: &[(TopicPartition, i64)],
+        result: Result<(), ClientError>,
+    ) {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == "membership" => {
+                tracing::warn!(worker = %self.name, error = %e, "commit refused: this member lost its partitions in a rebalance");
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.name, error = %e, "commit failed; the next one covers it");
+            }
+        }
+    }
+
+    /// Exactly-once checkpoint: the worker's checkpoint, then the input offsets with the group's
+    /// metadata and the commit, in the open transaction. A transaction that cannot commit (this
+    /// member was fenced by a newer generation, the broker aborted it on timeout, a write
+    /// failed) is aborted, and every assigned partition is restored from the last commit.
+    fn commit_transaction<C: GroupConsumer<Group = P::Group>>(
+        &mut self,
+        consumer: &C,
+        positions: &[Position],
+    ) -> Result<(), RunError> {
+        if positions.is_empty() && !self.out.txn().pending() {
+            return Ok(());
+        }
+        if !matches!(self.out.txn(), crate::runner::txn::Txn::Doomed(_)) {
+            let (worker, mut ctx) = self.parts();
+            worker
+                .checkpoint(&mut ctx, positions)
+                .map_err(RunError::Worker)?;
+        }
+        let offsets = offsets(positions);
+        let group = if offsets.is_empty() {
+            None
+        } else {
+            consumer.group_metadata()
+        };
+        match self.out.commit_transaction(&offsets, group.as_ref()) {
+            Ok(()) => {
+                self.metrics.committed(self.clock.unix_ms());
+                Ok(())
+            }
+            Err(e) => self.abort_and_rewind(consumer, &e),
+        }
+    }
+
+    /// Aborts the open transaction (re-creating the producer when the error is fatal, e.g. a
+    /// fenced epoch), then restores every assigned partition from the group's committed offset.
+    pub(crate) fn abort_and_rewind<C: GroupConsumer<Group = P::Group>>(
+        &mut self,
+        consumer: &C,
+        error: &ClientError,
+    ) -> Result<(), RunError> {
+        tracing::warn!(
+            worker = %self.name,
+            error = %error,
+            "transaction not committed; aborting it and processing its input again from the last commit"
+        );
+        self.out.abort(error, &self.name)?;
+        self.metrics.aborted();
+        self.rewind(consumer)
+    }
+}
+
+/// The offsets to commit for `positions`.
+fn offsets(positions: &[Position]) -> Vec<(TopicPartition, i64)> {
+    positions
+        .iter()
+        .map(|p| (TopicPartition::new(&p.topic, p.partition), p.next_offset))
+        .collect()
+}

@@ -280,6 +280,8 @@ pub trait Clock {
     fn now(&self) -> Instant;
     /// Milliseconds since the Unix epoch (metrics and logs only, never decisions).
     fn unix_ms(&self) -> i64;
+    /// Waits `d` (backing off before trying again).
+    fn sleep(&self, d: Duration);
 }
 
 /// The system clock.
@@ -295,6 +297,10 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
     }
 }
 

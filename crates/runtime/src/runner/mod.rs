@@ -281,8 +281,10 @@ where
         }
         self.consumer.unsubscribe();
         // Serve the revocation so the group hands the partitions over at once.
-        let deadline = self.core.clock.now() + Duration::from_millis(500);
-        while !self.core.parts.is_empty() && self.core.clock.now() < deadline {
+        for _ in 0..5 {
+            if self.core.parts.is_empty() {
+                break;
+            }
             match self.consumer.poll(Duration::from_millis(100)) {
                 Polled::Revoked { partitions, lost } => {
                     self.core.revoke(&self.consumer, &partitions, lost)?;
@@ -295,3 +297,6 @@ where
         Ok(self.core.worker)
     }
 }
+
+#[cfg(test)]
+mod tests;

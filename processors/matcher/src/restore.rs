@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use rdkafka::message::Message;
 use tradestream_engine::Engine;
 use tradestream_runtime::headers;
-use tradestream_runtime::partition::{PartitionReader, ReadError};
+use tradestream_runtime::io::LogReader;
+use tradestream_runtime::partition::ReadError;
 
 use crate::config::MatcherConfig;
 use crate::state::{OUTPUTS, PartitionState, SnapshotChunk};
@@ -42,19 +42,19 @@ const SNAPSHOT_WINDOW: i64 = 64;
 
 /// The latest complete snapshot in the partition: its metadata (from the last chunk) and bytes.
 fn latest_snapshot(
-    reader: &PartitionReader,
+    reader: &dyn LogReader,
     topic: &str,
     group: &str,
     partition: i32,
 ) -> Result<Option<(SnapshotChunk, Vec<u8>)>, ReadError> {
-    let (low, high) = reader.watermarks(topic, partition)?;
+    let (low, high) = reader.log_bounds(topic, partition)?;
     let mut from = (high - SNAPSHOT_WINDOW).max(low);
-    // `high` may lag (see `read_to_end`); reading on to the end covers what it misses.
+    // `high` may lag (see `LogReader::log_bounds`); reading on to the end covers what it misses.
     loop {
         let mut latest = None;
         let mut assembling: Option<(SnapshotChunk, Vec<u8>)> = None;
-        reader.read_to_end(topic, partition, from, |m| {
-            let Some(c) = m.payload().and_then(SnapshotChunk::decode) else {
+        reader.scan(topic, partition, from, &mut |m| {
+            let Some(c) = m.payload.and_then(SnapshotChunk::decode) else {
                 return;
             };
             if c.partition != partition || c.group != group {
@@ -104,19 +104,19 @@ pub(crate) struct Tail {
 /// inside a record batch may be answered with the next batch only (tansu 0.6), so a read from
 /// the last offset alone can come back empty; the last records may also be foreign ones.
 pub(crate) fn tail(
-    reader: &PartitionReader,
+    reader: &dyn LogReader,
     cfg: &MatcherConfig,
     topic: &str,
     partition: i32,
 ) -> Result<Tail, ReadError> {
-    let (low, high) = reader.watermarks(topic, partition)?;
+    let (low, high) = reader.log_bounds(topic, partition)?;
     let mut tail = None;
     let mut foreign: Vec<i64> = Vec::new();
     for back in [1, 1_000, 100_000, i64::MAX] {
         let from = high.saturating_sub(back).max(low);
         foreign.clear();
-        reader.read_to_end(topic, partition, from, |m| {
-            let ours = m.headers().and_then(|h| {
+        reader.scan(topic, partition, from, &mut |m| {
+            let ours = m.headers.and_then(|h| {
                 let mine = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
                     && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
                     && headers::number(h, headers::SOURCE_PARTITION) == Some(i64::from(partition));
@@ -129,7 +129,7 @@ pub(crate) fn tail(
             });
             match ours {
                 Some(t) => tail = Some(t),
-                None => foreign.push(m.offset()),
+                None => foreign.push(m.offset),
             }
         })?;
         if tail.is_some() || from == low {
@@ -155,20 +155,20 @@ pub(crate) fn tail(
 
 /// The highest input offset of `partition` this worker dead-lettered at or after `from`.
 fn last_dead_letter(
-    reader: &PartitionReader,
+    reader: &dyn LogReader,
     cfg: &MatcherConfig,
     partition: i32,
     from: i64,
     dlq_partitions: i32,
 ) -> Result<i64, ReadError> {
     let dlq_partition = partition % dlq_partitions;
-    let (low, _) = reader.watermarks(&cfg.run.dead_letters, dlq_partition)?;
+    let (low, _) = reader.log_bounds(&cfg.run.dead_letters, dlq_partition)?;
     let mut last = -1;
     // Start well before `from`: a fetch starting inside a batch may skip the rest of it (see
     // `last_seq`); earlier records only lower nothing, the maximum is kept.
     let start = from.saturating_sub(10_000).max(low);
-    reader.read_to_end(&cfg.run.dead_letters, dlq_partition, start, |m| {
-        let Some(h) = m.headers() else { return };
+    reader.scan(&cfg.run.dead_letters, dlq_partition, start, &mut |m| {
+        let Some(h) = m.headers else { return };
         let ours = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
             && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
             && headers::number(h, headers::SOURCE_PARTITION) == Some(i64::from(partition));
@@ -183,7 +183,7 @@ fn last_dead_letter(
 /// Input partition p dead-letters to partition p modulo `dlq_partitions`.
 pub(crate) fn restore(
     cfg: &MatcherConfig,
-    reader: &PartitionReader,
+    reader: &dyn LogReader,
     partition: i32,
     committed: i64,
     dlq_partitions: i32,
@@ -215,7 +215,7 @@ pub(crate) fn restore(
     // Read after the tails: every output in them was made from an order that was in the log
     // when they were read. Read before, a live owner (the one this member takes over from, or a
     // zombie) could have gone past the end in between, and that history would look foreign.
-    let (log_start, log_end) = reader.watermarks(&cfg.orders, partition)?;
+    let (log_start, log_end) = reader.log_bounds(&cfg.orders, partition)?;
     check_history(cfg, partition, next_offset, (log_start, log_end), &tails)?;
     let present = tails.map(|t| t.seq);
     let dead_lettered = last_dead_letter(reader, cfg, partition, dlq_from, dlq_partitions)?;

@@ -252,7 +252,7 @@ impl Matcher {
             // Dead letters of later input land after this end: a restore looks for them there.
             let (_, dlq_end) = ctx
                 .reader()
-                .watermarks(&self.cfg.run.dead_letters, dlq_partition)?;
+                .log_bounds(&self.cfg.run.dead_letters, dlq_partition)?;
             let Some(state) = self.partitions.get_mut(&p) else {
                 continue;
             };
@@ -303,7 +303,7 @@ impl Matcher {
                     Some(p),
                     Some(key.as_bytes()),
                     value,
-                    None,
+                    &[],
                 )?;
             }
             self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -466,7 +466,7 @@ pub fn run(
 ) -> Result<(), RunError> {
     let run = cfg.run.clone();
     let matcher = Matcher::new(cfg, stats.clone()).map_err(RunError::Worker)?;
-    tradestream_runtime::worker::run(matcher, run, shutdown)?;
+    tradestream_runtime::run(matcher, run, shutdown)?;
     tracing::info!(stats = %stats.summary(), "matcher stopped");
     Ok(())
 }

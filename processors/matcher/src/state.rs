@@ -47,7 +47,16 @@ pub(crate) struct PartitionState {
     /// The newest output of each topic found at restore: when the replay regenerates its
     /// `seq`, it must come from the same input offset, or the outputs belong to another
     /// history.
-    pub tails: [crate::restore::Tail; OUTPUTS],
+    pub tails: [Tail; OUTPUTS],
+}
+
+/// The newest output of this matcher in an output partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tail {
+    /// Its `seq` (0: none).
+    pub seq: u64,
+    /// The input offset it was made from (-1: none).
+    pub source_offset: i64,
 }
 
 /// One link of the output hash chain (docs/design.md §4): FNV-1a 64 over the previous link, the

@@ -29,14 +29,9 @@ use tradestream_engine::{Book, Command, Engine, Event, RejectReason};
 use tradestream_runtime::Record;
 
 use crate::config::MatcherConfig;
-use crate::worker::MatcherStats;
+use crate::stats::MatcherStats;
 
-/// The default window, either way: 5 minutes. Clocks synchronised by NTP agree to milliseconds,
-/// so a legitimate `ts` is off the broker's by the time from stamping to the broker's stamp:
-/// batching, retries and an outage of the producer, which librdkafka bounds by its default
-/// `message.timeout.ms` of 5 minutes (the Java client's `delivery.timeout.ms` is 2). A unit slip
-/// is off by years (microseconds) or decades (seconds), far outside any sane window.
-pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+pub use crate::config::DEFAULT_MAX_CLOCK_SKEW;
 
 /// What became of one command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

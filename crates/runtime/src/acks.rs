@@ -11,8 +11,19 @@
 //! not by the input rate. A partition that is revoked is closed: late reports for it are
 //! ignored, and a partition assigned again gets a new slot, so reports from its previous
 //! assignment cannot touch the new one.
+//!
+//! A failed report is a **lost output**: it never counts as acknowledged. Its partition's
+//! acknowledged offset stays below the record it came from for as long as the slot lives, so
+//! nothing at or after that record can be committed or snapshotted; the loop restores the
+//! partition from its last checkpoint ([`Acks::losses`]). The idempotent producer goes on
+//! writing later outputs after one times out, so the output partition may already hold a gap:
+//! the restore finds it and writes everything from the gap on again (docs/design.md §2).
 
 use std::collections::{BTreeMap, VecDeque};
+
+use std::sync::Arc;
+
+use crate::client_error::ClientError;
 
 /// Tags one output: the input partition's slot and its record's ticket, packed in a `usize`
 /// (librdkafka's per-message opaque).
@@ -40,13 +51,20 @@ struct Partition {
     waiting: VecDeque<(i64, u32)>,
     /// The ticket of `waiting[0]`; `waiting[i]` has ticket `first + i`.
     first: u64,
+    /// The first lost output: the lowest input offset with an output lost, and why.
+    lost: Option<(i64, Arc<ClientError>)>,
 }
 
 impl Partition {
     fn acknowledged(&self) -> i64 {
-        self.waiting
+        let acked = self
+            .waiting
             .front()
-            .map_or(self.processed, |(offset, _)| *offset)
+            .map_or(self.processed, |(offset, _)| *offset);
+        match &self.lost {
+            Some((offset, _)) => acked.min(*offset),
+            None => acked,
+        }
     }
 
     /// Drops the acknowledged records at the front.
@@ -65,9 +83,9 @@ pub struct Acks {
     next_slot: u32,
     /// Outputs sent and not yet reported (tracked or not).
     in_flight: u64,
-    /// The first delivery failure, if any: outputs were lost, so nothing after it may be
-    /// committed (the loop stops; a restart resumes from the last commit).
-    failure: Option<String>,
+    /// The first lost output that belongs to no input record (e.g. a snapshot chunk), until the
+    /// loop takes it.
+    untracked_loss: Option<ClientError>,
 }
 
 impl Acks {
@@ -82,6 +100,7 @@ impl Acks {
                 processed: next_offset,
                 waiting: VecDeque::new(),
                 first: 0,
+                lost: None,
             },
         );
         slot
@@ -127,12 +146,12 @@ impl Acks {
 
     /// A delivery report: `Ok` when the broker acknowledged the output, `Err` with the reason
     /// when it is lost.
-    pub fn delivered(&mut self, token: Token, result: Result<(), String>) {
+    pub fn delivered(&mut self, token: Token, result: Result<(), ClientError>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Err(e) = result {
-            self.failure.get_or_insert(e);
-        }
         if token == UNTRACKED {
+            if let Err(e) = result {
+                self.untracked_loss.get_or_insert(e);
+            }
             return;
         }
         let (slot, ticket) = untoken(token);
@@ -145,10 +164,18 @@ impl Acks {
         else {
             return;
         };
-        if let Some((_, n)) = p.waiting.get_mut(index) {
-            *n = n.saturating_sub(1);
-            p.settle();
+        let Some((offset, n)) = p.waiting.get_mut(index) else {
+            return;
+        };
+        if let Err(e) = result {
+            let offset = *offset;
+            match &mut p.lost {
+                Some((first, _)) if *first <= offset => {}
+                lost => *lost = Some((offset, Arc::new(e))),
+            }
         }
+        *n = n.saturating_sub(1);
+        p.settle();
     }
 
     /// Every offset of `slot` below the answer is processed and all its outputs acknowledged
@@ -162,9 +189,18 @@ impl Acks {
         self.in_flight
     }
 
-    /// The first delivery failure.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+    /// The partitions with a lost output, and the first loss of each: the input offset of the
+    /// record it came from, and why.
+    pub fn losses(&self) -> Vec<(Slot, i64, Arc<ClientError>)> {
+        self.partitions
+            .iter()
+            .filter_map(|(slot, p)| p.lost.as_ref().map(|(o, e)| (*slot, *o, e.clone())))
+            .collect()
+    }
+
+    /// The first lost output that belonged to no input record, taken out.
+    pub fn take_untracked_loss(&mut self) -> Option<ClientError> {
+        self.untracked_loss.take()
     }
 }
 

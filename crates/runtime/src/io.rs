@@ -322,7 +322,7 @@ impl Deliveries {
     /// A delivery report: `Ok` when the broker acknowledged the output, `Err` when it is lost.
     pub fn report(&self, token: Token, result: Result<(), ClientError>) {
         let mut acks = self.acks();
-        acks.delivered(token, result.map_err(|e| e.to_string()));
+        acks.delivered(token, result);
         if acks.in_flight() == 0 {
             self.settled.notify_all();
         }

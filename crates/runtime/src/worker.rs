@@ -6,6 +6,7 @@
 //! cluster only through its [`Context`]: produce (tracked per input record), read partitions by
 //! offset, dead-letter, and the loop's clock.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::acks::Slot;
@@ -31,10 +32,10 @@ pub enum RunError {
     /// The worker cannot start.
     #[error("cannot start: {0}")]
     Setup(#[from] SetupError),
-    /// An output was lost and cannot be written again; nothing past it was committed, a
-    /// restart resumes safely.
+    /// Outputs were not acknowledged when the loop stopped; nothing past them was committed, a
+    /// restart writes them again.
     #[error("output not acknowledged: {0}")]
-    Delivery(#[source] ClientError),
+    Delivery(#[source] Arc<ClientError>),
     /// The worker failed.
     #[error(transparent)]
     Worker(WorkerError),

@@ -2,7 +2,11 @@
 
 use super::*;
 
-const OK: Result<(), String> = Ok(());
+const OK: Result<(), ClientError> = Ok(());
+
+fn lost(why: &str) -> Result<(), ClientError> {
+    Err(ClientError::transient("timed-out", why.to_owned()))
+}
 
 #[test]
 fn a_record_without_outputs_is_acknowledged_once_processed() {
@@ -46,7 +50,7 @@ fn out_of_order_reports_advance_only_past_fully_acknowledged_records() {
     acks.delivered(a3, OK);
     assert_eq!(acks.acknowledged(s), Some(4));
     assert_eq!(acks.in_flight(), 0);
-    assert_eq!(acks.failure(), None);
+    assert!(acks.losses().is_empty());
 }
 
 #[test]
@@ -87,12 +91,16 @@ fn a_failure_is_kept_and_does_not_acknowledge_the_record() {
     let t0 = acks.output(s, 0);
     let t1 = acks.output(s, 1);
     acks.processed(s, 1);
-    acks.delivered(t1, Err("Message timed out".into()));
-    acks.delivered(t0, Err("later failure".into()));
-    assert_eq!(acks.failure(), Some("Message timed out"), "the first one");
-    // Lost outputs are counted down (they are not coming), but the failure stops commits:
-    // the loop checks `failure` before it commits anything.
+    acks.delivered(t1, lost("Message timed out"));
+    acks.delivered(t0, lost("later failure"));
+    let losses = acks.losses();
+    assert_eq!(losses.len(), 1);
+    assert_eq!(losses[0].0, s);
+    assert_eq!(losses[0].1, 0, "the lowest offset with a lost output");
+    assert_eq!(losses[0].2.to_string(), "later failure");
+    // Lost outputs are counted down (they are not coming), and nothing is acknowledged.
     assert_eq!(acks.in_flight(), 0);
+    assert_eq!(acks.acknowledged(s), Some(0));
 }
 
 #[test]
@@ -124,9 +132,12 @@ fn untracked_outputs_count_in_flight_and_their_failures_count() {
     let t = acks.untracked();
     assert_eq!(t, UNTRACKED);
     assert_eq!(acks.in_flight(), 1);
-    acks.delivered(t, Err("snapshot lost".into()));
+    acks.delivered(t, lost("snapshot lost"));
     assert_eq!(acks.in_flight(), 0);
-    assert_eq!(acks.failure(), Some("snapshot lost"));
+    assert!(acks.losses().is_empty(), "no partition is held back");
+    let e = acks.take_untracked_loss().expect("the loss");
+    assert_eq!(e.to_string(), "snapshot lost");
+    assert!(acks.take_untracked_loss().is_none());
 }
 
 #[test]
@@ -158,7 +169,7 @@ fn a_lost_output_holds_its_partition_below_its_record() {
     let mut acks = Acks::default();
     let s = acks.open(0);
     let other = acks.open(100);
-    let lost = acks.output(s, 0);
+    let lost_output = acks.output(s, 0);
     acks.processed(s, 0);
     let later = acks.output(s, 1);
     acks.processed(s, 1);
@@ -167,7 +178,7 @@ fn a_lost_output_holds_its_partition_below_its_record() {
     acks.processed(other, 100);
     // The later output lands; the earlier one times out.
     acks.delivered(later, OK);
-    acks.delivered(lost, Err("Local: Message timed out".into()));
+    acks.delivered(lost_output, lost("Local: Message timed out"));
     acks.delivered(fine, OK);
     assert_eq!(
         acks.acknowledged(s),

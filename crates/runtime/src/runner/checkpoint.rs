@@ -41,16 +41,20 @@ where
         }
         let positions =
             if moment == Moment::Interval && self.worker.checkpoints() == Checkpoints::Offsets {
-                self.out.delivery_failure()?;
+                // Acknowledged positions never pass a lost output (see `crate::acks`).
                 let deliveries = self.out.deliveries();
                 let acks = deliveries.acks();
                 self.parts.take_positions(|a| acks.acknowledged(a.slot))
             } else {
+                self.out.settle()?;
+                if self.recover_losses(consumer)? {
+                    // Restored from the last checkpoint: nothing new to make durable.
+                    return Ok(());
+                }
                 let positions = self.processed_positions();
                 if positions.is_empty() {
                     return Ok(());
                 }
-                self.out.flush()?;
                 positions
             };
         if positions.is_empty() {

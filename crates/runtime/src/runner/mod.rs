@@ -236,6 +236,7 @@ where
             }
         }
         self.cadence.took(taken);
+        self.core.recover_losses(&self.consumer)?;
         self.core.refetches_due(&self.consumer)?;
         let now = self.core.clock.now();
         let per_batch =
@@ -268,6 +269,10 @@ where
     /// `last = true` (e.g. final snapshots) and commits what it wrote, then leaves the group so
     /// the partitions move at once. Returns the worker.
     pub fn stop(mut self) -> Result<W, RunError> {
+        if !self.core.out.txn().enabled() {
+            // Outputs lost now are written again by the next owner's restore.
+            self.core.out.flush()?;
+        }
         self.core.checkpoint(&self.consumer, Moment::Final)?;
         self.core.after_batch(true)?;
         // What the last round wrote (e.g. snapshots) is in a transaction still open, or in

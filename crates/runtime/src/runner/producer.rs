@@ -127,28 +127,28 @@ impl<P: Producer> Producing<P> {
         Ok(())
     }
 
-    /// Waits until every output sent so far is acknowledged; fails if any was lost.
-    pub(crate) fn flush(&self) -> Result<(), RunError> {
-        if !self.producer.wait_settled(FLUSH_TIMEOUT) {
-            let left = self.deliveries.acks().in_flight();
-            return Err(RunError::Delivery(ClientError::transient(
-                "timed-out",
-                format!(
-                    "{left} outputs not acknowledged within {} s",
-                    FLUSH_TIMEOUT.as_secs()
-                ),
-            )));
+    /// Waits until every output sent so far is reported (acknowledged or lost). Fails when some
+    /// are still out after [`FLUSH_TIMEOUT`] (a broker away that long).
+    pub(crate) fn settle(&self) -> Result<(), RunError> {
+        if self.producer.wait_settled(FLUSH_TIMEOUT) {
+            return Ok(());
         }
-        self.delivery_failure()
+        let left = self.deliveries.acks().in_flight();
+        Err(RunError::Delivery(Arc::new(ClientError::transient(
+            "timed-out",
+            format!(
+                "{left} outputs not acknowledged within {} s",
+                FLUSH_TIMEOUT.as_secs()
+            ),
+        ))))
     }
 
-    /// Fails if an output was lost.
-    pub(crate) fn delivery_failure(&self) -> Result<(), RunError> {
-        match self.deliveries.acks().failure() {
-            Some(e) => Err(RunError::Delivery(ClientError::transient(
-                "delivery",
-                e.to_owned(),
-            ))),
+    /// Waits until every output sent so far is acknowledged; fails if any is still out or was
+    /// lost.
+    pub(crate) fn flush(&self) -> Result<(), RunError> {
+        self.settle()?;
+        match self.deliveries.acks().losses().into_iter().next() {
+            Some((_, _, e)) => Err(RunError::Delivery(e)),
             None => Ok(()),
         }
     }

@@ -5,7 +5,7 @@ use crate::io::{Clock, GroupConsumer, LogReader, Producer, StartAt, TopicPartiti
 use crate::metrics::{self, Rebalance};
 use crate::runner::checkpoint::Moment;
 use crate::runner::core::Core;
-use crate::worker::{RunError, Worker};
+use crate::worker::{Checkpoints, RunError, Worker};
 
 impl<W, P, R, K> Core<W, P, R, K>
 where
@@ -110,8 +110,67 @@ where
         &mut self,
         consumer: &C,
     ) -> Result<(), RunError> {
-        for tp in self.parts.list() {
-            let committed = consumer.committed(&tp).ok().flatten().unwrap_or(-1);
+        let all = self.parts.list();
+        self.restore(consumer, &all)
+    }
+
+    /// Outputs were lost (a delivery timed out, a leader was away longer than
+    /// `message.timeout.ms`): restores the partitions they came from from their last
+    /// checkpoint, all of them for a worker whose checkpoint covers every partition at once
+    /// ([`Checkpoints::State`]). Nothing at or after a lost output was committed or
+    /// snapshotted (see [`crate::acks`]), so the restore writes it again, and the outputs the
+    /// producer wrote after it are found again or written again. Returns whether anything was
+    /// restored. Under exactly-once the transaction fails instead, and its abort restores.
+    pub(crate) fn recover_losses<C: GroupConsumer<Group = P::Group>>(
+        &mut self,
+        consumer: &C,
+    ) -> Result<bool, RunError> {
+        let (losses, untracked) = {
+            let mut acks = self.out.deliveries().acks();
+            (acks.losses(), acks.take_untracked_loss())
+        };
+        if let Some(e) = untracked {
+            tracing::warn!(
+                worker = %self.name,
+                error = %e,
+                "an output of no input record (a snapshot chunk) was lost; the next one replaces it"
+            );
+        }
+        if losses.is_empty() || self.out.txn().enabled() {
+            return Ok(false);
+        }
+        let mut lost = Vec::new();
+        for (topic, p, a) in self.parts.iter() {
+            if let Some((_, offset, e)) = losses.iter().find(|(slot, ..)| *slot == a.slot) {
+                tracing::warn!(
+                    worker = %self.name,
+                    topic,
+                    partition = p,
+                    offset,
+                    error = %e,
+                    "output lost; restoring the partition from its last checkpoint"
+                );
+                lost.push(TopicPartition::new(topic, p));
+            }
+        }
+        let partitions = if self.worker.checkpoints() == Checkpoints::State {
+            self.parts.list()
+        } else {
+            lost
+        };
+        self.restore(consumer, &partitions)?;
+        Ok(true)
+    }
+
+    /// Restores `partitions` from the group's committed offset, as on assignment (the worker
+    /// forgets them first), and moves the consumer to where each restarts.
+    fn restore<C: GroupConsumer<Group = P::Group>>(
+        &mut self,
+        consumer: &C,
+        partitions: &[TopicPartition],
+    ) -> Result<(), RunError> {
+        for tp in partitions {
+            let committed = consumer.committed(tp).ok().flatten().unwrap_or(-1);
             self.worker.revoke(&tp.topic, tp.partition);
             let (worker, mut ctx) = self.parts();
             let next = worker
@@ -125,8 +184,8 @@ where
             }
             // A failed seek would let the fetch position run ahead of the restored state, and
             // the records in between be taken for a gap: stop instead (a restart is safe).
-            consumer.seek(&tp, next)?;
-            tracing::info!(worker = %self.name, topic = tp.topic, partition = tp.partition, next, "partition restored after an abort");
+            consumer.seek(tp, next)?;
+            tracing::info!(worker = %self.name, topic = tp.topic, partition = tp.partition, next, "partition restored");
         }
         Ok(())
     }

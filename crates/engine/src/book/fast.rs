@@ -205,7 +205,7 @@ impl Book for FastBook {
                 let maker = node.order;
                 let next = node.next;
                 self.levels[level as usize].total -= fill;
-                out.emit(EventKind::Trade {
+                out.emit(|| EventKind::Trade {
                     price,
                     qty: Qty(fill),
                     maker_order_id: maker.id,
@@ -224,7 +224,7 @@ impl Book for FastBook {
                 cur = next;
             }
             let total = self.levels[level as usize].total;
-            out.emit(EventKind::BookDelta {
+            out.emit(|| EventKind::BookDelta {
                 side: maker_side,
                 price,
                 qty: Qty(total),

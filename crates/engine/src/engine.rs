@@ -349,6 +349,7 @@ fn crosses_best<B: Book>(book: &B, side: Side, price: Price) -> bool {
 /// Checks a new order against its instrument, without the book (stateless: the gateway runs
 /// the same checks before an order reaches Kafka); returns its limit price (if any) and quantity.
 /// The symbol is the caller's to look up ([`RejectReason::UnknownSymbol`]).
+#[inline]
 pub fn validate_new(inst: &Instrument, c: &NewOrder) -> Result<(Option<Price>, Qty), RejectReason> {
     let price = match (c.order_type, c.price) {
         (OrderType::Limit, None) => return Err(RejectReason::MissingPrice),
@@ -371,6 +372,7 @@ pub fn validate_new(inst: &Instrument, c: &NewOrder) -> Result<(Option<Price>, Q
 /// [`validate_new`]); returns the new price and open quantity where the replace names them (the
 /// engine keeps the order's own for the others). The minimum quantity does not apply: a partly
 /// filled order may already be below it.
+#[inline]
 pub fn validate_replace(
     inst: &Instrument,
     c: &ReplaceOrder,

@@ -46,7 +46,7 @@ fn broker_with_batches(topic: &str) -> String {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", "60000")
-        .set("batch.num.messages", &BATCH.to_string())
+        .set("batch.num.messages", BATCH.to_string())
         .set("acks", "all")
         .create()
         .expect("producer");

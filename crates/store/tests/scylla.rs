@@ -200,7 +200,7 @@ fn migrate_refuses_a_data_center_the_cluster_does_not_have() {
     let dc = local_dc(&nodes);
     let replication: Replication = format!("{dc}:1,nowhere:3").parse().unwrap();
     match ScyllaStore::migrate_keyspace(&nodes, &ks, &replication, &options()) {
-        Err(StoreError::Settings(msg)) => {
+        Err(StoreError::Settings { message: msg, .. }) => {
             assert!(msg.contains("no data center nowhere"), "{msg}");
             assert!(msg.contains(&dc), "names the ones it has: {msg}");
         }
@@ -259,7 +259,9 @@ fn logins_take_the_password_from_the_environment_and_refuse_a_wrong_one() {
             ..good.clone()
         };
         match ScyllaStore::connect_with(&nodes, &ks, &wrong) {
-            Err(StoreError::Scylla(msg)) => assert!(msg.contains("connect to"), "{msg}"),
+            Err(StoreError::Scylla { context, .. }) => {
+                assert!(context.contains("connect to"), "{context}")
+            }
             other => panic!("expected a login failure, got {other:?}"),
         }
     });

@@ -54,19 +54,27 @@ enum Command {
     Demo(commands::demo::DemoArgs),
 }
 
-/// The log filter when `RUST_LOG` is not set.
+/// The log filter when `RUST_LOG` is not set: our own crates at info; libraries (the embedded
+/// broker is chatty) at warn.
 const DEFAULT_LOG: &str = "warn,tradestream=info,tradestream_matcher=info,tradestream_broker=info";
+/// The demo's, when `RUST_LOG` is not set: it prints its own progress and summary, and a worker's
+/// per-partition lines (dozens at every start and stop) would bury them; warnings still show.
+const DEMO_LOG: &str = "warn";
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        #[cfg(feature = "embedded-broker")]
+        Command::Demo(_) => DEMO_LOG,
+        _ => DEFAULT_LOG,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                // Our own crates at info; libraries (the embedded broker is chatty) at warn.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {

@@ -176,7 +176,7 @@ print(n, seq_headers)
 fn kcat_lists_produces_and_reads_on_apache_kafka() {
     if kind() != TestBroker::Kafka {
         // Debian's kcat (librdkafka 2.0.2) cannot read the embedded broker's ApiVersions answer;
-        // the README says so. This test is for Apache Kafka.
+        // docs/topics.md says so. This test is for Apache Kafka.
         tradestream_testkit::skipped(
             "kcat test: runs on Apache Kafka only",
             "TRADESTREAM_TEST_BROKER=kafka cargo test -p tradestream --test clients",

@@ -427,7 +427,7 @@ fn downstream_workers_store_candles_notifications_and_dead_letters() {
         "every execution of an account yields exactly one notification"
     );
     assert_eq!(counts.notifications as usize, want.len());
-    // A reader deduplicating as the README says, by (account, source partition, seq), keeps
+    // A reader deduplicating as docs/design.md §2.4 says, by (account, source partition, seq), keeps
     // every one of them: both sides of each trade between two accounts.
     let mut dedup = tradestream_notifier::record::Dedup::new();
     let mut kept: BTreeMap<(String, i32, i64), u32> = BTreeMap::new();

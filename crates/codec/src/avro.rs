@@ -1558,5 +1558,4 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotMeta, AvroError> {
 }
 
 #[cfg(test)]
-#[path = "avro_tests.rs"]
 mod tests;

@@ -372,5 +372,4 @@ pub fn decode_notification(bytes: &[u8]) -> Result<NotificationRecord, AvroError
 }
 
 #[cfg(test)]
-#[path = "records_tests.rs"]
 pub(crate) mod tests;

@@ -74,7 +74,10 @@ pub fn repo_root() -> PathBuf {
         .join("../..")
 }
 
-/// Says once per process, past the test harness's output capture, that `what` was skipped.
+/// Says past the test harness's output capture that `what` was skipped.
+///
+/// Call it exactly once in a test that returns early because it cannot run here: `.ci/run`
+/// counts each `*** SKIPPED:` line as one skipped test (and not as the pass cargo reports).
 pub fn skipped(what: &str, how: &str) {
     let _ = writeln!(
         std::io::stderr(),

@@ -519,5 +519,4 @@ pub fn top_of_book(ev: &DecodedEvent) -> Option<TopOfBookRow> {
 }
 
 #[cfg(test)]
-#[path = "candles_tests.rs"]
 mod tests;

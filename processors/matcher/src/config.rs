@@ -5,6 +5,13 @@ use std::time::Duration;
 use tradestream_engine::Instruments;
 use tradestream_runtime::{KafkaConfig, LoopConfig};
 
+/// The default window, either way: 5 minutes. Clocks synchronised by NTP agree to milliseconds,
+/// so a legitimate `ts` is off the broker's by the time from stamping to the broker's stamp:
+/// batching, retries and an outage of the producer, which librdkafka bounds by its default
+/// `message.timeout.ms` of 5 minutes (the Java client's `delivery.timeout.ms` is 2). A unit slip
+/// is off by years (microseconds) or decades (seconds), far outside any sane window.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
 /// How output records are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -81,7 +88,7 @@ impl MatcherConfig {
             snapshot_every: default_snapshot_every(),
             snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
             max_record_bytes: default_max_record_bytes(),
-            max_clock_skew: Some(crate::timestamps::DEFAULT_MAX_CLOCK_SKEW),
+            max_clock_skew: Some(DEFAULT_MAX_CLOCK_SKEW),
             format: OutputFormat::Avro,
             worker: "matcher".into(),
             schema_registry: None,

@@ -22,20 +22,26 @@
 //!    tests check every snapshot's chain against the engine run offline.
 //!
 //! ## Layout
-//! - `config.rs`: settings.
-//! - `state.rs`: per-partition state and its snapshot form.
-//! - `restore.rs`: rebuilding a partition's state from the snapshot topic and the outputs.
+//! From the bottom up; a module imports only those above it, and `worker.rs`, which drives
+//! them all, is imported by nothing but this file's re-exports.
+//! - `config.rs`: settings and their defaults.
+//! - `stats.rs`: the counters ([`MatcherStats`]).
+//! - `state.rs`: per-partition state, the newest output found per topic (`Tail`) and the
+//!   snapshot form.
 //! - [`timestamps`]: a command's `ts` checked against its record's broker timestamp
 //!   (`bad_timestamp`).
+//! - `restore.rs`: rebuilding a partition's state from the snapshot topic and the outputs.
 //! - `worker.rs`: the [`Worker`](tradestream_runtime::Worker) the shared consumer loop drives:
 //!   restore on assignment, matching, deduplicated outputs, snapshots.
 
 mod config;
 mod restore;
 mod state;
+mod stats;
 pub mod timestamps;
 mod worker;
 
 pub use config::{MatcherConfig, OutputFormat};
 pub use state::chain as output_chain;
-pub use worker::{Matcher, MatcherStats, run};
+pub use stats::MatcherStats;
+pub use worker::{Matcher, run};

@@ -8,7 +8,7 @@ use tradestream_runtime::headers;
 use tradestream_runtime::partition::{PartitionReader, ReadError};
 
 use crate::config::MatcherConfig;
-use crate::state::{OUTPUTS, PartitionState, SnapshotChunk};
+use crate::state::{OUTPUTS, PartitionState, SnapshotChunk, Tail};
 
 /// Why a partition could not be restored. The worker stops rather than guess.
 #[derive(Debug, thiserror::Error)]
@@ -84,15 +84,6 @@ fn latest_snapshot(
         }
         from = low;
     }
-}
-
-/// The newest output of this matcher in an output partition.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Tail {
-    /// Its `seq` (0: none).
-    pub seq: u64,
-    /// The input offset it was made from (-1: none).
-    pub source_offset: i64,
 }
 
 /// The newest record in output partition `partition` that this matcher wrote for input

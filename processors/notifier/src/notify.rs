@@ -256,5 +256,4 @@ impl NotificationRules {
 }
 
 #[cfg(test)]
-#[path = "notify_tests.rs"]
 mod tests;

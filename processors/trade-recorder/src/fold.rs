@@ -490,5 +490,4 @@ pub fn trade_row(ev: &DecodedEvent) -> Option<TradeRow> {
 }
 
 #[cfg(test)]
-#[path = "fold_tests.rs"]
 mod tests;

@@ -172,7 +172,7 @@ pub struct LoopArgs {
     /// `effectively-once` works on any broker (readers deduplicate by seq); `exactly-once`
     /// commits each batch's outputs and input offsets in one Kafka transaction (Apache Kafka
     /// only; readers use read_committed). Only the matcher runs exactly-once: the store workers
-    /// refuse it (their store write commits a batch; see the README).
+    /// refuse it (their store write commits a batch; see docs/operations.md).
     #[arg(
         long,
         value_enum,

@@ -39,7 +39,10 @@ fn broker_with_batches(topic: &str) -> String {
         &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
     ))
     .expect("create the topic");
-    assert!(created.iter().all(Result::is_ok), "topic created: {created:?}");
+    assert!(
+        created.iter().all(Result::is_ok),
+        "topic created: {created:?}"
+    );
 
     // The producer never lingers out (a minute) and closes a batch at BATCH records: every batch
     // holds exactly BATCH records, so offsets BATCH·k start batches and the others fall inside.
@@ -80,8 +83,7 @@ fn read(bootstrap: &str, topic: &str, from: i64, max_partition_bytes: usize) -> 
     consumer.assign(&assignment).expect("assign");
     let mut read = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while read.last().is_none_or(|&(offset, _)| offset < RECORDS - 1) && Instant::now() < deadline
-    {
+    while read.last().is_none_or(|&(offset, _)| offset < RECORDS - 1) && Instant::now() < deadline {
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };

@@ -32,7 +32,10 @@ pub struct Name {
 
 /// Words of 8 bytes in a name's storage.
 const NAME_WORDS: usize = NAME_CAPACITY / 8;
-const _: () = assert!(NAME_CAPACITY.is_multiple_of(8), "a name's storage is whole words");
+const _: () = assert!(
+    NAME_CAPACITY.is_multiple_of(8),
+    "a name's storage is whole words"
+);
 
 impl Name {
     /// The empty name, used where a malformed command carried no identifier.

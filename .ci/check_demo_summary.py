@@ -1,7 +1,8 @@
 """Checks the summary `tradestream demo --json` prints as its last line.
 
 Every order must have an outcome, the generated flow has no bad records so there are no dead
-letters, trades happened, and the store holds every trade of the topic.
+letters, trades happened, the store holds every trade of the topic, and both latency readers
+(order → outcome, and the floor: order → readable on `orders`) measured every order.
 """
 
 import json
@@ -25,6 +26,9 @@ def main(path: str) -> int:
         problems.append(f"{summary['dead_letters']} dead letters (the demo's flow has none)")
     if summary["trades"] == 0:
         problems.append("no trades")
+    for key in ("latency_samples", "input_samples"):
+        if summary[key] != summary["orders_in"]:
+            problems.append(f"{summary['orders_in']} orders in but {summary[key]} {key}")
     if summary["trades_stored"] != summary["trades"]:
         problems.append(f"{summary['trades']} trades but {summary['trades_stored']} stored")
     if problems:

@@ -277,7 +277,9 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
                "price": price, "qty": "2", "tif": "gtc"})
         .to_string()
     };
-    rt.block_on(async {
+    // Every 202, with what the record it names must hold.
+    let acks: Vec<(Value, Value)> = rt.block_on(async {
+        let mut acks = Vec::new();
         assert_eq!(gw.get("/healthz").await.status, 200);
         let ready = gw.get("/readyz").await;
         assert_eq!(ready.status, 200, "{}", ready.body);
@@ -290,12 +292,16 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
         assert_eq!(ok.status, 202, "{}", ok.body);
         assert_eq!(ok.body["topic"], "orders");
         assert_eq!(ok.body["order_id"], "o-1");
-        assert!(ok.body["offset"].as_i64().is_some());
         let p = ok.body["partition"].as_i64().unwrap() as i32;
         assert_eq!(
             p,
             tradestream_runtime::partitioner::partition_for(b"BTC-USD", common::PARTITIONS)
         );
+        acks.push((
+            ok.body,
+            json!({"type": "new", "order_id": "o-1", "account": "alice", "symbol": "BTC-USD",
+                   "side": "buy", "order_type": "limit", "price": "100.50", "qty": "2"}),
+        ));
 
         // Authentication.
         let r = Req::new("POST", "/v1/orders", &body);
@@ -312,7 +318,12 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
         assert_eq!(code(&gw.send(&alice, &r, None).await), "stale_timestamp");
         let b2 = order("o-2", "100.50");
         let r = Req::new("POST", "/v1/orders", &b2);
-        assert_eq!(gw.send(&alice, &r, None).await.status, 202);
+        let ok = gw.send(&alice, &r, None).await;
+        assert_eq!(ok.status, 202, "{}", ok.body);
+        acks.push((
+            ok.body,
+            json!({"type": "new", "order_id": "o-2", "account": "alice"}),
+        ));
         let a = gw.send(&alice, &r, None).await;
         assert_eq!((a.status, code(&a)), (401, "replayed_nonce"));
 
@@ -326,6 +337,10 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
         again.idem = Some("idem-1");
         let second = gw.send(&alice, &again, None).await;
         assert_eq!((second.status, &second.body), (202, &first.body));
+        acks.push((
+            first.body,
+            json!({"type": "new", "order_id": "o-3", "account": "alice"}),
+        ));
         let mut other = Req::new("POST", "/v1/orders", &body);
         other.idem = Some("idem-1");
         assert_eq!(
@@ -380,6 +395,10 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
             )
             .await;
         assert_eq!(a.status, 202, "{}", a.body);
+        acks.push((
+            a.body,
+            json!({"type": "cancel", "order_id": "o-1", "account": "bob"}),
+        ));
         let a = gw
             .send(
                 &bob,
@@ -388,6 +407,10 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
             )
             .await;
         assert_eq!(a.status, 202, "{}", a.body);
+        acks.push((
+            a.body,
+            json!({"type": "replace", "order_id": "o-1", "account": "bob", "qty": "1"}),
+        ));
         let a = gw
             .send(
                 &alice,
@@ -428,11 +451,15 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
         );
         let doc = gw.get("/openapi.json").await;
         assert_eq!(doc.body["openapi"], "3.1.0");
+        acks
     });
 
     // What reached `orders`: keyed by symbol, in its partition, with the authenticated accounts,
     // and one record for the idempotent pair.
     let records = orders_records(&addr);
+    for (answer, want) in &acks {
+        assert_acked(&records, answer, want);
+    }
     let by_id = |id: &str| -> Vec<&(i32, i64, String, Value)> {
         records.iter().filter(|r| r.3["order_id"] == id).collect()
     };
@@ -511,6 +538,35 @@ fn gateway_order_entry_abuse_reads_and_broker_down() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The record a 202 names (`answer`'s topic, partition and offset) is in `records` (the
+/// `orders` topic read back): keyed by the answer's symbol, for the answer's order, and holding
+/// every field of `want`.
+fn assert_acked(records: &[(i32, i64, String, Value)], answer: &Value, want: &Value) {
+    assert_eq!(answer["topic"], "orders", "{answer}");
+    let (p, offset) = (answer["partition"].as_i64(), answer["offset"].as_i64());
+    let record = records
+        .iter()
+        .find(|r| Some(i64::from(r.0)) == p && Some(r.1) == offset)
+        .unwrap_or_else(|| panic!("no record at the 202's partition and offset: {answer}"));
+    assert_eq!(
+        Some(record.2.as_str()),
+        answer["symbol"].as_str(),
+        "key of {answer}"
+    );
+    assert_eq!(
+        record.3["order_id"], answer["order_id"],
+        "{answer}: {:?}",
+        record.3
+    );
+    for (field, value) in want.as_object().expect("fields") {
+        assert_eq!(
+            &record.3[field], value,
+            "{field} of the record {answer} names: {:?}",
+            record.3
+        );
+    }
+}
+
 /// Starts a gateway in `rt` with `cfg`; it stops when the returned sender is dropped.
 fn start_gateway(
     rt: &tokio::runtime::Runtime,
@@ -561,7 +617,7 @@ fn two_gateways_share_idempotency_keys_and_nonces_through_redis() {
     let body = json!({"order_id": order_id, "symbol": "ETH-USD", "side": "sell",
         "order_type": "limit", "price": "2000.00", "qty": "1", "tif": "gtc"})
     .to_string();
-    rt.block_on(async {
+    let first = rt.block_on(async {
         assert_eq!(a.get("/readyz").await.status, 200);
         let mut r = Req::new("POST", "/v1/orders", &body);
         r.idem = Some(&idem);
@@ -575,6 +631,7 @@ fn two_gateways_share_idempotency_keys_and_nonces_through_redis() {
         again.idem = Some(&idem);
         let second = b.send(&alice, &again, None).await;
         assert_eq!((second.status, &second.body), (202, &first.body));
+        first.body
     });
     let records = orders_records(&addr);
     let n = records
@@ -582,5 +639,10 @@ fn two_gateways_share_idempotency_keys_and_nonces_through_redis() {
         .filter(|r| r.3["order_id"] == order_id.as_str())
         .count();
     assert_eq!(n, 1, "one record for one idempotency key");
+    assert_acked(
+        &records,
+        &first,
+        &json!({"type": "new", "account": "alice", "symbol": "ETH-USD", "price": "2000.00"}),
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

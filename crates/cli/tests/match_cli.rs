@@ -147,8 +147,33 @@ fn same_input_gives_byte_identical_output() {
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert!(!a.stdout.is_empty());
     assert_eq!(a.stdout, b.stdout);
+    // The events of the engine run in process over the same lines, kind by kind.
     let ev = events(&a);
-    assert!(ev.iter().filter(|e| e["event"] == "trade").count() > 100);
+    let instruments = tradestream_config::load_instruments(&root().join("instruments.yaml"))
+        .expect("instruments");
+    let mut engine: tradestream_engine::Engine = tradestream_engine::Engine::new(instruments);
+    let mut offline = Vec::new();
+    for line in input.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        engine.apply(
+            &tradestream_codec::json::decode_command(line, 0),
+            &mut offline,
+        );
+    }
+    let kinds = |names: Vec<&str>| {
+        names
+            .into_iter()
+            .fold(std::collections::BTreeMap::new(), |mut m, n| {
+                *m.entry(n.to_owned()).or_insert(0usize) += 1;
+                m
+            })
+    };
+    let printed = kinds(ev.iter().map(|e| e["event"].as_str().unwrap()).collect());
+    assert_eq!(
+        printed,
+        kinds(offline.iter().map(|e| e.kind.name()).collect()),
+        "events by kind"
+    );
+    assert!(printed["trade"] > 100, "the flow trades: {printed:?}");
     let other = tradestream(&["match"], &generated(20_000, 8));
     assert_ne!(
         a.stdout, other.stdout,

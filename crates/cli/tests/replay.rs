@@ -428,7 +428,8 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
 
     let shadow = store_path("shadow");
     let shadow_uri = format!("sqlite:{}", shadow.display());
-    for (w, _) in &workers {
+    let input_sizes = sizes(&addr, &["trades", "executions", "market-data"]);
+    for (w, inputs) in &workers {
         let ran = expect(
             0,
             &[
@@ -444,7 +445,15 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
                 &addr,
             ],
         );
-        assert!(ran.json["records"].as_u64() > Some(0), "{}", ran.json);
+        // Every record of its inputs, once.
+        let records: usize = inputs.iter().flat_map(|t| &input_sizes[*t]).sum();
+        assert!(records > 0, "{w} has input");
+        assert_eq!(
+            ran.json["records"].as_u64(),
+            Some(records as u64),
+            "{}",
+            ran.json
+        );
         throughput(w, &ran.json);
     }
     let v = expect(
@@ -476,7 +485,18 @@ fn downstream_replays_into_a_shadow_store_equal_the_live_store() {
     ] {
         assert!(tables.contains(&t), "{t} not compared: {}", v.json);
     }
-    assert!(v.json["rows_compared"].as_u64() > Some(0), "{}", v.json);
+    // Every row of the tables compared, as the live store holds them.
+    let live_rows = tradestream_store::open(&StoreUri::Sqlite(live.clone()))
+        .and_then(|mut store| store.dump())
+        .expect("dump the live store");
+    let rows: usize = tables.iter().map(|t| live_rows.tables[*t].len()).sum();
+    assert!(rows > 0, "the live store holds rows");
+    assert_eq!(
+        v.json["rows_compared"].as_u64(),
+        Some(rows as u64),
+        "{}",
+        v.json
+    );
     let topics = v.json["topics"].as_array().expect("topics");
     assert!(topics.iter().any(|t| t == "notifications"), "{}", v.json);
 

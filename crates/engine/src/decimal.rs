@@ -90,6 +90,7 @@ impl Decimal {
 
     /// How many whole `unit`s make this value, or `None` when it is not a whole number of
     /// units (or the count does not fit in 64 bits). `unit` must be positive.
+    #[inline]
     pub fn units_of(self, unit: Decimal) -> Option<i64> {
         // Fast path: both at the same scale (the common case: prices written with the tick's
         // digits) needs only 64-bit arithmetic.

@@ -26,7 +26,7 @@ impl<B: Book> Slot<B> {
         let top = self.current_top();
         if top != self.top {
             self.top = top;
-            em.emit(EventKind::TopOfBook {
+            em.emit(|| EventKind::TopOfBook {
                 bid: top.0,
                 ask: top.1,
             });
@@ -99,7 +99,7 @@ impl<B: Book> Engine<B> {
             Command::Invalid(c) => (c.order_id, c.symbol, c.request, c.account),
         };
         let mut em = Emitter::new(&mut self.next_seq, ts, symbol, out);
-        em.emit(EventKind::Rejected {
+        em.emit(|| EventKind::Rejected {
             order_id,
             account,
             request,
@@ -117,7 +117,7 @@ impl<B: Book> Engine<B> {
     fn new_order(&mut self, c: &NewOrder, out: &mut Vec<Event>) {
         let mut em = Emitter::new(&mut self.next_seq, c.ts, c.symbol, out);
         let reject = |em: &mut Emitter<'_>, reason| {
-            em.emit(EventKind::Rejected {
+            em.emit(|| EventKind::Rejected {
                 order_id: c.order_id,
                 account: c.account,
                 request: Request::New,
@@ -140,7 +140,7 @@ impl<B: Book> Engine<B> {
         {
             return reject(&mut em, RejectReason::PostOnlyWouldTrade);
         }
-        em.emit(EventKind::Accepted {
+        em.emit(|| EventKind::Accepted {
             order_id: c.order_id,
             account: c.account,
             side: c.side,
@@ -151,7 +151,7 @@ impl<B: Book> Engine<B> {
             post_only: c.post_only,
         });
         let expire = |em: &mut Emitter<'_>, qty| {
-            em.emit(EventKind::Expired {
+            em.emit(|| EventKind::Expired {
                 order_id: c.order_id,
                 account: c.account,
                 qty,
@@ -199,7 +199,7 @@ impl<B: Book> Engine<B> {
         let (ix, order, total) = match removed {
             Ok(v) => v,
             Err(reason) => {
-                return em.emit(EventKind::Rejected {
+                return em.emit(|| EventKind::Rejected {
                     order_id: c.order_id,
                     account: c.account,
                     request: Request::Cancel,
@@ -207,12 +207,12 @@ impl<B: Book> Engine<B> {
                 });
             }
         };
-        em.emit(EventKind::Cancelled {
+        em.emit(|| EventKind::Cancelled {
             order_id: order.id,
             account: order.account,
             qty: order.open,
         });
-        em.emit(EventKind::BookDelta {
+        em.emit(|| EventKind::BookDelta {
             side: order.side,
             price: order.price,
             qty: total,
@@ -251,7 +251,7 @@ impl<B: Book> Engine<B> {
         let (ix, old, price, qty, keeps_priority) = match checked {
             Ok(v) => v,
             Err(reason) => {
-                return em.emit(EventKind::Rejected {
+                return em.emit(|| EventKind::Rejected {
                     order_id: c.order_id,
                     account: c.account,
                     request: Request::Replace,
@@ -259,7 +259,7 @@ impl<B: Book> Engine<B> {
                 });
             }
         };
-        em.emit(EventKind::Replaced {
+        em.emit(|| EventKind::Replaced {
             order_id: old.id,
             account: old.account,
             side: old.side,
@@ -274,7 +274,7 @@ impl<B: Book> Engine<B> {
             if qty < old.open
                 && let Some(total) = slot.book.reduce(&old.id, qty)
             {
-                em.emit(EventKind::BookDelta {
+                em.emit(|| EventKind::BookDelta {
                     side: old.side,
                     price,
                     qty: total,
@@ -282,7 +282,7 @@ impl<B: Book> Engine<B> {
             }
         } else {
             if let Some((_, total)) = slot.book.remove(&old.id) {
-                em.emit(EventKind::BookDelta {
+                em.emit(|| EventKind::BookDelta {
                     side: old.side,
                     price: old.price,
                     qty: total,
@@ -307,7 +307,7 @@ impl<B: Book> Engine<B> {
 
     fn invalid(&mut self, c: &InvalidCommand, out: &mut Vec<Event>) {
         let mut em = Emitter::new(&mut self.next_seq, c.ts, c.symbol, out);
-        em.emit(EventKind::Rejected {
+        em.emit(|| EventKind::Rejected {
             order_id: c.order_id,
             account: c.account,
             request: c.request,
@@ -333,7 +333,7 @@ fn rest<B: Book>(
         open,
         post_only,
     });
-    em.emit(EventKind::BookDelta {
+    em.emit(|| EventKind::BookDelta {
         side: taker.side,
         price,
         qty: total,
@@ -349,6 +349,7 @@ fn crosses_best<B: Book>(book: &B, side: Side, price: Price) -> bool {
 /// Checks a new order against its instrument, without the book (stateless: the gateway runs
 /// the same checks before an order reaches Kafka); returns its limit price (if any) and quantity.
 /// The symbol is the caller's to look up ([`RejectReason::UnknownSymbol`]).
+#[inline]
 pub fn validate_new(inst: &Instrument, c: &NewOrder) -> Result<(Option<Price>, Qty), RejectReason> {
     let price = match (c.order_type, c.price) {
         (OrderType::Limit, None) => return Err(RejectReason::MissingPrice),
@@ -371,6 +372,7 @@ pub fn validate_new(inst: &Instrument, c: &NewOrder) -> Result<(Option<Price>, Q
 /// [`validate_new`]); returns the new price and open quantity where the replace names them (the
 /// engine keeps the order's own for the others). The minimum quantity does not apply: a partly
 /// filled order may already be below it.
+#[inline]
 pub fn validate_replace(
     inst: &Instrument,
     c: &ReplaceOrder,

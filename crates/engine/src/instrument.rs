@@ -152,6 +152,7 @@ impl Instrument {
     }
 
     /// Converts a limit price to ticks, checking sign, tick grid and band.
+    #[inline]
     pub fn price(&self, price: Decimal) -> Result<Price, RejectReason> {
         if !price.is_positive() {
             return Err(RejectReason::InvalidPrice);
@@ -166,6 +167,7 @@ impl Instrument {
     }
 
     /// Converts an order quantity to lots, checking sign, lot grid and limits.
+    #[inline]
     pub fn qty(&self, qty: Decimal) -> Result<Qty, RejectReason> {
         let lots = self.open_qty(qty)?;
         if lots < self.min_qty {
@@ -176,6 +178,7 @@ impl Instrument {
 
     /// Converts a replacement open quantity to lots: positive, on the lot grid, not above the
     /// maximum. The minimum does not apply, since a partly filled order may be below it.
+    #[inline]
     pub fn open_qty(&self, qty: Decimal) -> Result<Qty, RejectReason> {
         if !qty.is_positive() {
             return Err(RejectReason::InvalidQuantity);
@@ -228,6 +231,7 @@ impl Instruments {
     }
 
     /// The instrument's index, if it is configured.
+    #[inline]
     pub fn index(&self, symbol: &Symbol) -> Option<usize> {
         self.by_symbol.get(symbol).copied()
     }
@@ -243,6 +247,7 @@ impl Instruments {
     }
 
     /// The instrument at `index` (configuration order).
+    #[inline]
     pub fn at(&self, index: usize) -> &Instrument {
         &self.list[index]
     }

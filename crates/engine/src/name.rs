@@ -20,11 +20,22 @@ pub struct NameTooLong {
 }
 
 /// A UTF-8 string of at most [`NAME_CAPACITY`] bytes, stored inline.
+///
+/// Every constructor zero-fills the bytes past `len`, so two names are equal exactly when their
+/// lengths and all their bytes are: [`PartialEq`] compares whole words, without a `memcmp` call
+/// (the id index compares an id on every lookup).
 #[derive(Clone, Copy)]
 pub struct Name {
     len: u8,
     bytes: [u8; NAME_CAPACITY],
 }
+
+/// Words of 8 bytes in a name's storage.
+const NAME_WORDS: usize = NAME_CAPACITY / 8;
+const _: () = assert!(
+    NAME_CAPACITY.is_multiple_of(8),
+    "a name's storage is whole words"
+);
 
 impl Name {
     /// The empty name, used where a malformed command carried no identifier.
@@ -55,6 +66,7 @@ impl Name {
     }
 
     /// The identifier's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
@@ -69,17 +81,30 @@ impl Name {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The whole storage as words (the tail past `len` is zero).
+    #[inline]
+    fn words(&self) -> [u64; NAME_WORDS] {
+        std::array::from_fn(|i| {
+            let word = &self.bytes[i * 8..i * 8 + 8];
+            u64::from_ne_bytes(word.try_into().unwrap_or_default())
+        })
+    }
 }
 
 impl PartialEq for Name {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        let (a, b) = (self.words(), other.words());
+        let differ = a.iter().zip(&b).fold(0, |acc, (x, y)| acc | (x ^ y));
+        self.len == other.len && differ == 0
     }
 }
 
 impl Eq for Name {}
 
 impl Hash for Name {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Only the used bytes: the tail is always zero and hashing it would cost time.
         state.write(self.as_bytes());

@@ -1017,4 +1017,10 @@ fn fast_book_keeps_its_invariants_through_the_rules() {
     h.engine.book(0).check_invariants().unwrap();
     h.replace("o4", Some("110"), Some("50"));
     h.engine.book(0).check_invariants().unwrap();
+    // Moves across the spread and along each side: new best levels, best levels emptied,
+    // moves that trade in part and moves that trade entirely.
+    for i in (1..40).step_by(2) {
+        h.replace(&format!("o{i}"), Some(&(96 + i % 9).to_string()), None);
+        h.engine.book(0).check_invariants().unwrap();
+    }
 }

@@ -292,9 +292,9 @@ fn assign_new(
             if assigned.contains(&(topic.clone(), p)) {
                 continue;
             }
-            let offset = match consumer.fetch_watermarks(topic, p, timeout) {
-                Ok((_, high)) => Offset::Offset(high),
-                Err(_) => Offset::End,
+            let Some(offset) = start_offset(consumer.fetch_watermarks(topic, p, timeout)) else {
+                complete = false;
+                continue;
             };
             if tpl.add_partition_offset(topic, p, offset).is_ok() {
                 assigned.insert((topic.clone(), p));
@@ -324,7 +324,15 @@ fn assign_new(
     complete
 }
 
-/// Reads for at most the flush interval (or [`MAX_BATCH`] records).
+/// Where a partition is first read: its high watermark, as read now. Without a watermark (no
+/// leader yet, a timeout) the partition is not assigned yet and is looked at again shortly.
+fn start_offset(watermarks: rdkafka::error::KafkaResult<(i64, i64)>) -> Option<Offset> {
+    match watermarks {
+        Ok((_, high)) => Some(Offset::Offset(high)),
+        Err(_) => None,
+    }
+}
+
 /// Reads for up to one flush interval. A record at an offset already read on its partition is
 /// skipped: a broker may deliver part of a batch again (the embedded broker answers a fetch
 /// from inside a batch with the whole batch), and a client must not see a trade twice.
@@ -374,3 +382,6 @@ fn read_batch(
     }
     batch
 }
+
+#[cfg(test)]
+mod tests;

@@ -109,7 +109,7 @@ pub enum Outcomes {
     /// Counted once per source record (a replayed duplicate is passed over).
     EngineEvents,
     /// The order commands themselves (JSON lines with a `ts`), as a relay copies them: every
-    /// record is a sample.
+    /// record is a sample, once.
     OrderLines,
 }
 
@@ -282,7 +282,9 @@ fn read(consumer: &BaseConsumer, outcomes: Outcomes, shared: &Shared) -> Result<
         let Some((ts, order)) = m.payload().and_then(|p| outcomes.order_ts(p)) else {
             continue;
         };
-        if order.is_some_and(|o| !seen.insert(o)) {
+        // One sample per order: an order line is known by its record, and a record a broker
+        // delivers again (the embedded one re-sends parts of batches) is not a second sample.
+        if !seen.insert(order.unwrap_or((m.partition(), m.offset()))) {
             continue;
         }
         shared

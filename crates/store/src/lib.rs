@@ -64,8 +64,15 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// Scylla/Cassandra failed.
-    #[error("scylla: {0}")]
-    Scylla(String),
+    #[error("scylla: {context}")]
+    Scylla {
+        /// What the store was doing (`connect to HOST:PORT`, `write trades`, a statement).
+        context: String,
+        /// The driver's error, whatever its type (`NewSessionError`, `ExecutionError`, ...;
+        /// boxed, they are large).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The Scylla keyspace is missing, lacks a table or still has a replaced one: workers do
     /// not create or change the schema.
     #[error(
@@ -79,8 +86,15 @@ pub enum StoreError {
         detail: String,
     },
     /// Store settings that cannot work (credentials, TLS files, consistency, replication).
-    #[error("store settings: {0}")]
-    Settings(String),
+    #[error("store settings: {message}")]
+    Settings {
+        /// What is wrong.
+        message: String,
+        /// The error behind it, when there is one (a password file that cannot be read, a
+        /// certificate rustls refuses).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     /// A stored value cannot be read back (e.g. a decimal or status the code does not know).
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -89,9 +103,39 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
-    /// Any other failure (I/O, runtime).
+    /// The operating system refused what the store needs (a directory, a thread, a runtime).
+    #[error("{context}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other failure.
     #[error("{0}")]
     Other(String),
+}
+
+impl StoreError {
+    /// [`StoreError::Settings`] without an error behind it.
+    pub(crate) fn settings(message: impl Into<String>) -> Self {
+        StoreError::Settings {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`StoreError::Settings`] caused by `source`.
+    pub(crate) fn settings_from(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Settings {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 /// A result of a store call.

@@ -77,8 +77,9 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Other(format!("cannot create directory {}: {e}", dir.display()))
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                context: format!("cannot create directory {}", dir.display()),
+                source,
             })?;
         }
         let conn = Connection::open(path)?;

@@ -7,6 +7,7 @@
 //! of replaced tables), the refusal to use a keyspace that is not migrated, logins, TLS.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::PathBuf;
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -200,7 +201,7 @@ fn migrate_refuses_a_data_center_the_cluster_does_not_have() {
     let dc = local_dc(&nodes);
     let replication: Replication = format!("{dc}:1,nowhere:3").parse().unwrap();
     match ScyllaStore::migrate_keyspace(&nodes, &ks, &replication, &options()) {
-        Err(StoreError::Settings(msg)) => {
+        Err(StoreError::Settings { message: msg, .. }) => {
             assert!(msg.contains("no data center nowhere"), "{msg}");
             assert!(msg.contains(&dc), "names the ones it has: {msg}");
         }
@@ -241,51 +242,115 @@ fn a_worker_refuses_a_keyspace_that_is_not_migrated() {
     });
 }
 
+/// The error and every cause under it, one line (the driver's reason sits in a cause).
+fn chain(e: &StoreError) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Connecting with `options` fails at the connection (not later), for a reason naming `why`.
+fn refused(nodes: &[String], keyspace: &str, options: &ScyllaOptions, why: &[&str]) -> String {
+    match ScyllaStore::connect_with(nodes, keyspace, options) {
+        Ok(_) => panic!("connected with {options:?}: expected a refusal"),
+        Err(e) => {
+            let text = chain(&e);
+            assert!(text.contains("connect to"), "{text}");
+            assert!(
+                why.iter()
+                    .any(|w| text.to_ascii_lowercase().contains(&w.to_ascii_lowercase())),
+                "the refusal names none of {why:?}: {text}"
+            );
+            eprintln!("refused, as it must be: {text}");
+            text
+        }
+    }
+}
+
+/// The node requires a login (the services script starts it with PasswordAuthenticator): the
+/// environment's login works, a wrong password and no login at all are refused.
 #[test]
 fn logins_take_the_password_from_the_environment_and_refuse_a_wrong_one() {
     let Some((nodes, ks)) = cluster("auth") else {
         return;
     };
-    let good = options();
-    let Some(user) = good.username.clone() else {
-        eprintln!("SCYLLA_USERNAME is not set: the node takes no login, nothing to check");
+    // Under CI=true a node without a login fails here, never passes by skipping.
+    let Some(user) = tradestream_testkit::service(
+        "SCYLLA_USERNAME",
+        "the Scylla login case (deploy/local/services env exports the test node's login)",
+    ) else {
         return;
     };
+    let good = options();
+    assert_eq!(good.username.as_deref(), Some(user.as_str()));
+    assert!(
+        good.password.is_some(),
+        "SCYLLA_PASSWORD goes with SCYLLA_USERNAME"
+    );
     with_keyspace(&nodes, &ks, |_| {
         ScyllaStore::connect_with(&nodes, &ks, &good).expect("the environment's login works");
         let wrong = ScyllaOptions {
-            username: Some(user),
+            username: Some(user.clone()),
             password: Some(Secret::new("not-the-password")),
             ..good.clone()
         };
-        match ScyllaStore::connect_with(&nodes, &ks, &wrong) {
-            Err(StoreError::Scylla(msg)) => assert!(msg.contains("connect to"), "{msg}"),
-            other => panic!("expected a login failure, got {other:?}"),
-        }
+        let text = refused(
+            &nodes,
+            &ks,
+            &wrong,
+            &["password", "authenticat", "credentials"],
+        );
+        assert!(
+            !text.contains("not-the-password"),
+            "the password is not echoed: {text}"
+        );
+        let anonymous = ScyllaOptions {
+            username: None,
+            password: None,
+            ..good.clone()
+        };
+        refused(&nodes, &ks, &anonymous, &["authenticat"]);
     });
 }
 
+/// TLS to the node (the services script turns it on unless `CASSANDRA_TLS=0`): with the CA that
+/// signed the node's certificate every row type round-trips; with a CA that signed nothing of
+/// the node's, the connection is refused.
 #[test]
 fn tls_connections_verify_the_node_against_the_given_ca() {
     let Some((nodes, ks)) = cluster("tls") else {
         return;
     };
-    let Some(ca) = std::env::var_os("SCYLLA_TEST_CA_FILE") else {
-        eprintln!("SCYLLA_TEST_CA_FILE is not set: the node speaks no TLS, nothing to check");
+    // Under CI=true a node without TLS fails here, never passes by skipping.
+    let Some(ca) = tradestream_testkit::service(
+        "SCYLLA_TEST_CA_FILE",
+        "the Scylla TLS case (deploy/local/services starts Cassandra with TLS unless \
+         CASSANDRA_TLS=0, and `env` exports the CA)",
+    ) else {
         return;
     };
-    let tls = ScyllaOptions {
+    let with_ca = |ca_file: PathBuf| ScyllaOptions {
         tls: Some(TlsFiles {
-            ca_file: ca.into(),
+            ca_file,
             cert_file: None,
             key_file: None,
         }),
         ..options()
     };
+    let tls = with_ca(ca.into());
     let (mut store, _) =
         ScyllaStore::migrate_keyspace(&nodes, &ks, &replication(&nodes), &tls).unwrap();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         suite::round_trip_every_row_type(&mut store);
+        let stranger = with_ca(
+            tradestream_testkit::repo_root().join("crates/store/tests/fixtures/unrelated-ca.pem"),
+        );
+        refused(&nodes, &ks, &stranger, &["certificate", "issuer", "tls"]);
     }));
     store.drop_keyspace().unwrap();
     if let Err(panic) = outcome {

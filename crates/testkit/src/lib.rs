@@ -12,13 +12,14 @@
 //!   `TRADESTREAM_TEST_REGISTRY`): under `CI=true` a missing one fails the suite; elsewhere the
 //!   suite says loudly that it was skipped and how to run it.
 //! - [`RedisServer`]: one private `redis-server` child on a free loopback port (in memory, killed
-//!   on drop; a test can stop and restart it). Missing `redis-server`: skipped, or a failure
-//!   under `CI=true`.
+//!   on drop; a test can stop and restart it, and read every key under a prefix with
+//!   [`RedisServer::keys`]). Missing `redis-server`: skipped, or a failure under `CI=true`.
 //! - [`kstreams`]: the Kafka Streams relay the benches compare the matcher with on Apache Kafka
 //!   (a child JVM from `deploy/local/kstreams-relay`, killed on drop).
 
 pub mod kstreams;
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -378,6 +379,65 @@ impl RedisServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
+
+    /// Every key starting with `prefix` (the prefix cut off) and what it holds, in key order:
+    /// what a test compares between two caches (TTLs left out).
+    ///
+    /// # Panics
+    /// If the server does not answer, or a key holds a type other than a string, hash or
+    /// sorted set.
+    pub fn keys(&self, prefix: &str) -> BTreeMap<String, RedisValue> {
+        let mut conn = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(REDIS_READY))
+            .expect("a connection to redis-server");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query(&mut conn)
+            .expect("KEYS");
+        let mut types = redis::pipe();
+        for key in &keys {
+            types.cmd("TYPE").arg(key);
+        }
+        let types: Vec<String> = types.query(&mut conn).expect("TYPE");
+        let mut reads = redis::pipe();
+        for (key, kind) in keys.iter().zip(&types) {
+            match kind.as_str() {
+                "string" => reads.cmd("GET").arg(key),
+                "hash" => reads.cmd("HGETALL").arg(key),
+                "zset" => reads
+                    .cmd("ZRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES"),
+                other => panic!("{key} holds a {other}"),
+            };
+        }
+        let values: Vec<redis::Value> = reads.query(&mut conn).expect("key contents");
+        keys.iter()
+            .zip(&types)
+            .zip(values)
+            .map(|((key, kind), value)| {
+                let held = match kind.as_str() {
+                    "string" => RedisValue::String(redis::from_redis_value(value).expect("string")),
+                    "hash" => RedisValue::Hash(redis::from_redis_value(value).expect("hash")),
+                    _ => RedisValue::SortedSet(redis::from_redis_value(value).expect("sorted set")),
+                };
+                (key[prefix.len()..].to_owned(), held)
+            })
+            .collect()
+    }
+}
+
+/// What one Redis key holds (see [`RedisServer::keys`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedisValue {
+    /// A string.
+    String(String),
+    /// A hash: field → value.
+    Hash(BTreeMap<String, String>),
+    /// A sorted set: (member, score), lowest score first.
+    SortedSet(Vec<(String, f64)>),
 }
 
 impl Drop for RedisServer {

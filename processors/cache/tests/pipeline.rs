@@ -25,7 +25,7 @@ use tradestream_runtime::partition::PartitionReader;
 use tradestream_runtime::{KafkaConfig, RunError, Shutdown};
 use tradestream_store::model::{Interval, OrderStateRow};
 use tradestream_store::{Store, StoreUri};
-use tradestream_testkit::{KafkaNode, RedisServer};
+use tradestream_testkit::{KafkaNode, RedisServer, RedisValue};
 use tradestream_trade_recorder::fold::OrderFold;
 use tradestream_trade_recorder::{TradeRecorderConfig, TradeRecorderStats};
 
@@ -164,12 +164,6 @@ fn start_matcher(b: &Broker) -> (Running, Arc<MatcherStats>) {
     )
 }
 
-fn redis_conn(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-        .expect("redis connection")
-}
-
 /// The cache's progress offsets of `group` under `prefix` (empty while Redis is down).
 fn cache_offsets(url: &str, prefix: &str, group: &str) -> BTreeMap<String, i64> {
     let Ok(mut conn) = redis::Client::open(url)
@@ -206,42 +200,11 @@ fn start_cache(b: &Broker, url: &str, prefix: &str, group: &str) -> (Running, Ar
     )
 }
 
-/// Every key under `prefix` but the worker's bookkeeping, with its content, canonically.
-fn snapshot(url: &str, prefix: &str) -> BTreeMap<String, String> {
-    let mut conn = redis_conn(url);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query(&mut conn)
-        .unwrap();
-    let layout = KeyLayout::new(prefix);
-    keys.into_iter()
-        .filter(|k| {
-            !k.starts_with(&format!("{prefix}progress:"))
-                && !k.starts_with(&format!("{prefix}live:"))
-        })
-        .map(|k| {
-            let kind: String = redis::cmd("TYPE").arg(&k).query(&mut conn).unwrap();
-            let content = match kind.as_str() {
-                "hash" => {
-                    let h: BTreeMap<String, String> =
-                        redis::cmd("HGETALL").arg(&k).query(&mut conn).unwrap();
-                    format!("{h:?}")
-                }
-                "zset" => {
-                    let z: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                        .arg(&k)
-                        .arg(0)
-                        .arg(-1)
-                        .arg("WITHSCORES")
-                        .query(&mut conn)
-                        .unwrap();
-                    format!("{z:?}")
-                }
-                other => panic!("unexpected {other} at {k} ({layout:?})"),
-            };
-            (k, content)
-        })
-        .collect()
+/// Every key under `prefix` but the worker's bookkeeping, with its content.
+fn snapshot(redis: &RedisServer, prefix: &str) -> BTreeMap<String, RedisValue> {
+    let mut keys = redis.keys(prefix);
+    keys.retain(|k, _| !k.starts_with("progress:") && !k.starts_with("live:"));
+    keys
 }
 
 /// Every order's final state, folded from the whole `executions` topic.
@@ -410,7 +373,7 @@ fn the_cache_holds_the_stores_rows_and_a_replay_changes_nothing() {
     );
 
     // A replay from offset 0 in a new group: every write refused, nothing changed.
-    let before = snapshot(&url, "eq:");
+    let before = snapshot(&redis, "eq:");
     let (replay, replay_stats) = start_cache(&b, &url, "eq:", "cache-eq-replay");
     wait_until("the replay", TIMEOUT, || {
         caught_up(&url, "eq:", "cache-eq-replay", &ends)
@@ -427,7 +390,7 @@ fn the_cache_holds_the_stores_rows_and_a_replay_changes_nothing() {
     );
     assert!(replay_stats.refused.load(Ordering::Relaxed) > 0);
     assert_eq!(
-        snapshot(&url, "eq:"),
+        snapshot(&redis, "eq:"),
         before,
         "the replay changed the cache"
     );

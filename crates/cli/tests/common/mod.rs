@@ -129,24 +129,48 @@ pub fn broker_with_topics() -> (Broker, String) {
     (broker, addr)
 }
 
-/// `n` generated order commands as (key, JSON line), the flow `produce orders --seed` writes,
-/// stamped with the wall clock now (the matcher rejects a `ts` far from the broker's).
-pub fn order_lines(n: usize, seed: u64) -> Vec<(String, String)> {
+/// The order flow `produce orders --seed seed --poison-per-mille per_mille` writes, over the
+/// instruments of instruments.yaml.
+fn order_flow(seed: u64, per_mille: u64) -> tradestream_loadgen::OrderFlow {
     let instruments =
         tradestream_config::load_instruments(&root().join("instruments.yaml")).unwrap();
-    let mut flow = tradestream_loadgen::OrderFlow::new(
+    tradestream_loadgen::OrderFlow::new(
         instruments.iter(),
         &tradestream_loadgen::FlowConfig {
             seed,
+            poison_per_mille: per_mille,
             ..Default::default()
         },
-    );
+    )
+}
+
+/// `n` generated order commands as (key, JSON line), the flow `produce orders --seed` writes,
+/// stamped with the wall clock now (the matcher rejects a `ts` far from the broker's).
+pub fn order_lines(n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut flow = order_flow(seed, 0);
     (0..n)
         .map(|_| {
             let (line, key, _) = flow.next_line_at(tradestream_loadgen::wall_clock_ms());
             (key, line)
         })
         .collect()
+}
+
+/// The deliberately bad records among the first `count` of the flow `produce orders --seed seed
+/// --poison-per-mille per_mille` writes: (how many the matcher cannot decode, how many exceed
+/// its record limit). The flow's choices depend on the seed only, not on the clock.
+pub fn flow_poison(count: usize, seed: u64, per_mille: u64) -> (usize, usize) {
+    let mut flow = order_flow(seed, per_mille);
+    let (mut decode, mut oversized) = (0, 0);
+    for _ in 0..count {
+        let (line, _, poison) = flow.next_line_at(tradestream_loadgen::wall_clock_ms());
+        match (poison, line.len() > offline::MAX_RECORD_BYTES) {
+            (false, _) => {}
+            (true, false) => decode += 1,
+            (true, true) => oversized += 1,
+        }
+    }
+    (decode, oversized)
 }
 
 /// A broker with the topics of topics.yaml and `count` generated orders (`produce orders`

@@ -3,15 +3,21 @@
 
 use std::collections::BTreeSet;
 
+use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as AvroValue;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde_json::{Value, json};
 use tradestream_engine::{
-    CancelOrder, Command, Decimal, Engine, Event, EventKind, InstrumentSpec, Instruments, NewOrder,
-    OrderId, OrderType, RejectReason, ReplaceOrder, Request, Side, Symbol, Tif,
+    Account, CancelOrder, Command, Decimal, Engine, Event, EventKind, InstrumentSpec, Instruments,
+    InvalidCommand, Name, NewOrder, OrderId, OrderType, RejectReason, ReplaceOrder, Request, Side,
+    Symbol, Tif,
 };
 
+use super::binary::{put_decimal, put_str};
+use super::command::ORDER_FIELDS;
+use super::event::{EVENT_FIELDS, Num, put_num};
+use super::snapshot::SNAPSHOT_FIELDS;
 use super::*;
 
 const FRAMINGS: [Framing; 2] = [

@@ -1,4 +1,9 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::check::check_topic_name;
 use super::*;
+use crate::ConfigError;
 
 /// The smallest layout without problems.
 const VALID: &str = "\

@@ -68,17 +68,25 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Appends one event with the next sequence number.
+    /// Appends one event, made by `kind`, with the next sequence number.
+    ///
+    /// The event is built by a closure once the buffer has room for it, so it is written in
+    /// place. An `Event` is 264 bytes: built first and then pushed (`Vec::push` may grow the
+    /// buffer in between), the compiler may keep it on the stack and copy it with a `memcpy`
+    /// call, and did so for every event once `RejectReason` gained `BadTimestamp` (8 % more
+    /// instructions on the engine bench).
     #[inline]
-    pub fn emit(&mut self, kind: EventKind) {
-        let seq = *self.next_seq;
+    pub fn emit(&mut self, kind: impl FnOnce() -> EventKind) {
+        let seq = Seq(*self.next_seq);
         *self.next_seq += 1;
-        self.out.push(Event {
-            seq: Seq(seq),
-            ts: self.ts,
-            symbol: self.symbol,
-            kind,
-        });
+        let (ts, symbol) = (self.ts, self.symbol);
+        // `extend` with one exactly-sized item reserves first, then writes the item in place.
+        self.out.extend(std::iter::once_with(|| Event {
+            seq,
+            ts,
+            symbol,
+            kind: kind(),
+        }));
     }
 }
 

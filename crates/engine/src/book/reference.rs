@@ -110,7 +110,7 @@ impl Book for ReferenceBook {
                 maker.open.0 -= fill.0;
                 leaves.0 -= fill.0;
                 let maker = *maker;
-                out.emit(EventKind::Trade {
+                out.emit(|| EventKind::Trade {
                     price: best.price,
                     qty: fill,
                     maker_order_id: maker.id,
@@ -125,7 +125,7 @@ impl Book for ReferenceBook {
                     self.orders.remove(pos);
                 }
             }
-            out.emit(EventKind::BookDelta {
+            out.emit(|| EventKind::BookDelta {
                 side: maker_side,
                 price: best.price,
                 qty: self.level_total(maker_side, best.price),

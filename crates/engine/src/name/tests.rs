@@ -1,3 +1,5 @@
+use std::hash::BuildHasher;
+
 use super::*;
 
 #[test]
@@ -16,4 +18,38 @@ fn round_trips_and_refuses_long_names() {
         })
     );
     assert!(Name::EMPTY.is_empty());
+}
+
+/// Equality compares whole words of the storage: two names are equal exactly when their strings
+/// are, whichever word a difference falls in, and a name never equals a longer one that only
+/// adds NUL bytes (the storage's padding).
+#[test]
+fn names_are_equal_exactly_when_their_strings_are() {
+    let full = "x".repeat(NAME_CAPACITY);
+    let mut strings = vec![
+        String::new(),
+        "a".to_owned(),
+        "b".to_owned(),
+        "a\0".to_owned(),
+        "abcdefgh".to_owned(),
+        "abcdefgh0".to_owned(),
+        "abcdefgh1".to_owned(),
+        full.clone(),
+    ];
+    // The same long string differing in one byte, in each word of the storage.
+    for at in [0, 7, 8, 15, 16, 31, 32, NAME_CAPACITY - 1] {
+        let mut s = full.clone().into_bytes();
+        s[at] = b'y';
+        strings.push(String::from_utf8(s).unwrap());
+    }
+    let hasher = std::collections::hash_map::RandomState::new();
+    for a in &strings {
+        for b in &strings {
+            let (na, nb) = (Name::new(a).unwrap(), Name::new(b).unwrap());
+            assert_eq!(na == nb, a == b, "{a:?} vs {b:?}");
+            if na == nb {
+                assert_eq!(hasher.hash_one(na), hasher.hash_one(nb), "{a:?}");
+            }
+        }
+    }
 }

@@ -356,6 +356,25 @@ pub async fn wait_for(
     }
 }
 
+/// Like [`wait_for`], for a client whose messages may come in any order across channels (each
+/// topic partition is read on its own, so a candle may be flushed before the book update written
+/// ahead of it): a message already received and kept in `kept` is taken first; messages that do
+/// not match are kept for the next wait.
+pub async fn wait_for_kept(
+    ws: &mut Ws,
+    kept: &mut Vec<Value>,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    if let Some(i) = kept.iter().position(&pred) {
+        return kept.remove(i);
+    }
+    let (v, seen) = wait_for(ws, timeout, what, pred).await;
+    kept.extend(seen);
+    v
+}
+
 /// Every message that arrives within `window`.
 pub async fn drain(ws: &mut Ws, window: Duration) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + window;

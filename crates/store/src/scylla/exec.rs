@@ -40,7 +40,10 @@ impl OwnedRuntime {
             std::thread::Builder::new()
                 .name("tradestream-scylla-call".to_owned())
                 .spawn_scoped(scope, || runtime.block_on(fut))
-                .map_err(|e| StoreError::Other(format!("cannot start a Scylla call thread: {e}")))?
+                .map_err(|source| StoreError::Io {
+                    context: "cannot start a Scylla call thread".to_owned(),
+                    source,
+                })?
                 .join()
                 .map_err(|_| StoreError::Other("a Scylla call thread panicked".to_owned()))
         })
@@ -165,10 +168,15 @@ where
     }
 }
 
-pub(crate) fn scylla_err<E: fmt::Display>(
-    context: impl fmt::Display,
-) -> impl FnOnce(E) -> StoreError {
-    move |e| StoreError::Scylla(format!("{context}: {e}"))
+/// Wraps a driver error `E` with what the store was doing; the driver's error stays the source.
+pub(crate) fn scylla_err<E>(context: impl fmt::Display) -> impl FnOnce(E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| StoreError::Scylla {
+        context: context.to_string(),
+        source: Box::new(e),
+    }
 }
 
 /// A `LIMIT` value: CQL takes a positive int.

@@ -174,7 +174,7 @@ pub(crate) async fn create_keyspace(
         .filter(|dc| !known.contains(*dc))
         .collect();
     if !unknown.is_empty() {
-        return Err(StoreError::Settings(format!(
+        return Err(StoreError::settings(format!(
             "replication {replication}: the cluster has no data center {} (it has: {})",
             unknown
                 .iter()

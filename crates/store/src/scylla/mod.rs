@@ -177,7 +177,10 @@ impl Connection {
             .thread_name("tradestream-scylla")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Other(format!("cannot start the Scylla runtime: {e}")))?;
+            .map_err(|source| StoreError::Io {
+                context: "cannot start the Scylla runtime".to_owned(),
+                source,
+            })?;
         let runtime = OwnedRuntime(Some(runtime));
         let session = runtime.block_on(async {
             builder

@@ -66,14 +66,14 @@ impl Secret {
     /// The first line of the file at `path` (a trailing newline is not part of a password).
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            StoreError::Settings(format!(
-                "cannot read the password file {}: {e}",
-                path.display()
-            ))
+            StoreError::settings_from(
+                format!("cannot read the password file {}", path.display()),
+                e,
+            )
         })?;
         let line = text.lines().next().unwrap_or_default();
         if line.is_empty() {
-            return Err(StoreError::Settings(format!(
+            return Err(StoreError::settings(format!(
                 "the password file {} is empty",
                 path.display()
             )));
@@ -144,7 +144,7 @@ impl ScyllaOptions {
         };
         let consistency = |name: &str, default: Consistency| {
             var(name).map_or(Ok(default), |v| {
-                parse_consistency(&v).map_err(|e| StoreError::Settings(format!("{name}: {e}")))
+                parse_consistency(&v).map_err(|e| StoreError::settings(format!("{name}: {e}")))
             })
         };
         let options = ScyllaOptions {
@@ -166,7 +166,7 @@ impl ScyllaOptions {
     /// Refuses what cannot work: a password without a user (or the reverse), a client key
     /// without its certificate, a write level that cannot be read back.
     pub fn validate(&self) -> Result<()> {
-        let fail = |m: &str| Err(StoreError::Settings(m.to_owned()));
+        let fail = |m: &str| Err(StoreError::settings(m.to_owned()));
         match (&self.username, &self.password) {
             (Some(_), None) => {
                 return fail(
@@ -190,13 +190,13 @@ impl ScyllaOptions {
             ("read consistency", self.read_consistency),
         ] {
             if matches!(level, Consistency::Serial | Consistency::LocalSerial) {
-                return Err(StoreError::Settings(format!(
+                return Err(StoreError::settings(format!(
                     "{what} {level}: serial levels are for lightweight transactions, which the store does not use"
                 )));
             }
         }
         if matches!(self.consistency, Consistency::Any | Consistency::EachQuorum) {
-            return Err(StoreError::Settings(format!(
+            return Err(StoreError::settings(format!(
                 "consistency {}: the level also applies to the reads a worker restores from, \
                  which {0} cannot serve",
                 self.consistency
@@ -233,39 +233,46 @@ fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-    let fail = |what: &str, path: &Path, e: &dyn fmt::Display| {
-        StoreError::Settings(format!("TLS {what} {}: {e}", path.display()))
+    let fail = |what: &str, path: &Path, e: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::Settings {
+            message: format!("TLS {what} {}", path.display()),
+            source: Some(e),
+        }
     };
     let mut roots = rustls::RootCertStore::empty();
     let cas = CertificateDer::pem_file_iter(&files.ca_file)
-        .map_err(|e| fail("CA file", &files.ca_file, &e))?
+        .map_err(|e| fail("CA file", &files.ca_file, e.into()))?
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| fail("CA file", &files.ca_file, &e))?;
+        .map_err(|e| fail("CA file", &files.ca_file, e.into()))?;
     if cas.is_empty() {
-        return Err(fail("CA file", &files.ca_file, &"no certificate in it"));
+        return Err(StoreError::settings(format!(
+            "TLS CA file {}: no certificate in it",
+            files.ca_file.display()
+        )));
     }
     for ca in cas {
         roots
             .add(ca)
-            .map_err(|e| fail("CA file", &files.ca_file, &e))?;
+            .map_err(|e| fail("CA file", &files.ca_file, e.into()))?;
     }
     // One provider named explicitly: the process may link several, and then rustls has no default.
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| StoreError::Settings(format!("TLS: {e}")))?
+    .map_err(|e| StoreError::settings_from("TLS protocol versions", e))?
     .with_root_certificates(roots);
     let config = match (&files.cert_file, &files.key_file) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| fail("client certificate", cert, &e))?
+                .map_err(|e| fail("client certificate", cert, e.into()))?
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| fail("client certificate", cert, &e))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| fail("client key", key, &e))?;
+                .map_err(|e| fail("client certificate", cert, e.into()))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| fail("client key", key, e.into()))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| StoreError::Settings(format!("TLS client certificate: {e}")))?
+                .map_err(|e| StoreError::settings_from("TLS client certificate", e))?
         }
         _ => builder.with_no_client_auth(),
     };
@@ -326,7 +333,7 @@ impl FromStr for Replication {
 
     fn from_str(s: &str) -> Result<Self> {
         let fail = |reason: String| {
-            StoreError::Settings(format!(
+            StoreError::settings(format!(
                 "replication {s:?}: {reason} (expected DC:N[,DC:N...], e.g. dc1:3,dc2:3)"
             ))
         };

@@ -72,5 +72,11 @@ fn a_missing_ca_file_is_a_settings_error() {
         cert_file: None,
         key_file: None,
     };
-    assert!(matches!(tls_config(&files), Err(StoreError::Settings(_))));
+    assert!(matches!(
+        tls_config(&files),
+        Err(StoreError::Settings {
+            source: Some(_),
+            ..
+        })
+    ));
 }

@@ -10,6 +10,7 @@
 //! - [`acks`]: which input offsets may be committed while outputs are in flight.
 //! - [`client`]: librdkafka settings: bootstrap servers, typed settings, pass-through overrides.
 //! - [`client_error`]: why a client call failed, and whether to try again.
+//! - [`retry`]: trying a call again after a transient error, with backoff.
 //! - [`guarantee`]: effectively-once (any broker) or exactly-once (Kafka transactions).
 //! - [`headers`]: provenance headers (source partition, source offset, seq, worker) and their parsing.
 //! - [`dead_letter`]: dead-letter records with headers naming the error and its source.
@@ -35,6 +36,7 @@ pub mod partition;
 pub mod partitioner;
 pub mod quirks;
 pub mod registry;
+pub mod retry;
 pub mod runner;
 pub mod shutdown;
 pub mod stats;

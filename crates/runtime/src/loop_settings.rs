@@ -37,6 +37,7 @@ impl LoopConfig {
             quirks: BrokerQuirks::Auto,
             guarantee: Guarantee::EffectivelyOnce,
             transactional_id: None,
+            retry: crate::retry::Retry::default(),
         }
     }
 

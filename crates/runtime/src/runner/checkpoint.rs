@@ -65,46 +65,60 @@ where
             .checkpoint(&mut ctx, &positions)
             .map_err(RunError::Worker)?;
         let offsets = offsets(&positions);
-        // In the steady state the commit goes out without waiting (its result comes back from
-        // `poll`); a later commit covers a failed one.
-        let mode = match moment {
-            Moment::Interval => CommitMode::Async,
-            Moment::Final => CommitMode::Sync,
-        };
-        match consumer.commit(&offsets, mode) {
-            Ok(()) => {}
-            Err(e) if e.kind() == "membership" => {
-                // The group moved on without this member (its session expired, or a
-                // rebalance began). Everything up to here is acknowledged and checkpointed;
-                // the next owner resumes from the last accepted commit and its outputs are
-                // deduplicated by seq. The revocation takes the partitions away.
-                tracing::warn!(
-                    worker = %self.name,
-                    error = %e,
-                    "commit refused: this member lost its partitions in a rebalance"
-                );
-                return Ok(());
+        match moment {
+            // In the steady state the commit goes out without waiting; its result comes back
+            // from `poll` (`commit_result`), and a refused one is made again.
+            Moment::Interval => match consumer.commit(&offsets, CommitMode::Async) {
+                Ok(()) => {}
+                Err(e) => self.commit_failed(&offsets, e)?,
+            },
+            // At a hand-over or a stop: synchronously, trying transient errors again.
+            Moment::Final => {
+                let retry = self.cfg.retry;
+                match retry.run(&self.clock, &self.name, "commit", || {
+                    consumer.commit(&offsets, CommitMode::Sync)
+                }) {
+                    Ok(()) => self.parts.commit_accepted(&offsets),
+                    Err(e) => self.commit_failed(&offsets, e)?,
+                }
             }
-            Err(e) => return Err(e.into()),
         }
         self.metrics.committed(self.clock.unix_ms());
         Ok(())
     }
 
-    /// The result of an asynchronous commit. A refused one is not fatal: the next commit covers
-    /// it, and at worst a restart replays a little more (outputs are deduplicated).
+    /// A commit of `offsets` that failed with `e`. Not fatal unless `e` is: the next commit
+    /// covers it, and at worst the next owner replays a little more (outputs are deduplicated
+    /// by seq). Lost membership (the session expired, a rebalance began): everything up to
+    /// here is acknowledged and checkpointed; the revocation takes the partitions away.
+    fn commit_failed(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+        e: ClientError,
+    ) -> Result<(), RunError> {
+        self.parts.commit_refused(offsets);
+        if e.kind() == "membership" {
+            tracing::warn!(worker = %self.name, error = %e, "commit refused: this member lost its partitions in a rebalance");
+        } else if e.is_transient() {
+            tracing::warn!(worker = %self.name, error = %e, "commit failed; the next one covers it");
+        } else {
+            return Err(RunError::Client(e));
+        }
+        Ok(())
+    }
+
+    /// The result of an asynchronous commit. A refused one is made again at the next
+    /// checkpoint, even if the partition stays idle.
     pub(crate) fn commit_result(
         &mut self,
-        _offsets: &[(TopicPartition, i64)],
+        offsets: &[(TopicPartition, i64)],
         result: Result<(), ClientError>,
     ) {
         match result {
-            Ok(()) => {}
-            Err(e) if e.kind() == "membership" => {
-                tracing::warn!(worker = %self.name, error = %e, "commit refused: this member lost its partitions in a rebalance");
-            }
+            Ok(()) => self.parts.commit_accepted(offsets),
             Err(e) => {
-                tracing::warn!(worker = %self.name, error = %e, "commit failed; the next one covers it");
+                self.parts.commit_refused(offsets);
+                tracing::warn!(worker = %self.name, error = %e, "asynchronous commit refused; committing again at the next checkpoint");
             }
         }
     }
@@ -127,7 +141,9 @@ where
                 .checkpoint(&mut ctx, positions)
                 .map_err(RunError::Worker)?;
         }
-        let offsets = offsets(positions);
+        // Every transaction carries the group's offsets, moved or not: the coordinator checks
+        // the member's generation when they are added, which fences a resumed zombie's commit.
+        let offsets = self.parts.all_offsets();
         let group = if offsets.is_empty() {
             None
         } else {
@@ -135,6 +151,7 @@ where
         };
         match self.out.commit_transaction(&offsets, group.as_ref()) {
             Ok(()) => {
+                self.parts.commit_accepted(&offsets);
                 self.metrics.committed(self.clock.unix_ms());
                 Ok(())
             }

@@ -14,8 +14,13 @@ use crate::worker::{Assignment, Position};
 pub(crate) struct Assigned {
     /// Next offset to process.
     pub(crate) next_offset: i64,
-    /// Where the group's offset stands, as far as this loop committed it.
+    /// The offset this loop last committed (or is committing): positions are taken when
+    /// processing moves past it.
     pub(crate) committed: i64,
+    /// The offset the group last accepted from this loop. A refused commit moves
+    /// [`Assigned::committed`] back here, so the next checkpoint commits again even when the
+    /// partition stays idle (the group's lag, which autoscaling reads, stays true).
+    pub(crate) accepted: i64,
     /// Its acknowledgement slot.
     pub(crate) slot: Slot,
     /// Fetching (the embedded broker's re-fetch gate).
@@ -31,6 +36,7 @@ impl Assigned {
         Assigned {
             next_offset: next,
             committed: next,
+            accepted: next,
             slot,
             fetch,
             restoring: None,
@@ -124,6 +130,37 @@ impl Partitions {
             });
         }
         positions
+    }
+}
+
+impl Partitions {
+    /// The group accepted `offsets`.
+    pub(crate) fn commit_accepted(&mut self, offsets: &[(TopicPartition, i64)]) {
+        for (tp, o) in offsets {
+            if let Some(a) = self.get_mut(&tp.topic, tp.partition) {
+                a.accepted = a.accepted.max(*o);
+            }
+        }
+    }
+
+    /// The group refused `offsets`: each partition whose commit it was is committed again at the
+    /// next checkpoint.
+    pub(crate) fn commit_refused(&mut self, offsets: &[(TopicPartition, i64)]) {
+        for (tp, o) in offsets {
+            if let Some(a) = self.get_mut(&tp.topic, tp.partition)
+                && a.committed == *o
+            {
+                a.committed = a.accepted;
+            }
+        }
+    }
+
+    /// Every assigned partition at its next offset to process: what a transaction commits for
+    /// the group, moved or not, so every transaction is fenced by the group's generation.
+    pub(crate) fn all_offsets(&self) -> Vec<(TopicPartition, i64)> {
+        self.iter()
+            .map(|(topic, p, a)| (TopicPartition::new(topic, p), a.next_offset))
+            .collect()
     }
 }
 

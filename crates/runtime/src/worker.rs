@@ -76,6 +76,28 @@ pub enum SetupError {
     /// A setting that cannot work.
     #[error("{0}")]
     Invalid(String),
+    /// The worker's saved position (a snapshot, a store's offset) lies beyond the end of its
+    /// input partition: the topic was re-created or lost its data. Reading on would skip every
+    /// record below the position without a word.
+    #[error(
+        "{worker}: the saved position of {topic} partition {partition} is offset {next}, beyond \
+         the partition's end ({end}): the topic was re-created or lost data, and reading on would \
+         skip every record below {next}. {way_out}; refusing to start"
+    )]
+    PositionBeyondLog {
+        /// The worker.
+        worker: String,
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// The saved next offset.
+        next: i64,
+        /// The partition's end (high watermark).
+        end: i64,
+        /// How to start afresh ([`Worker::start_afresh`]).
+        way_out: &'static str,
+    },
     /// A service the worker needs (a store, a cache) could not be opened.
     #[error("{what}: {source}")]
     Service {
@@ -116,6 +138,9 @@ pub struct LoopConfig {
     /// per instance (e.g. a StatefulSet pod name) lets a restarted instance abort its
     /// predecessor's open transaction at once instead of after the transaction timeout.
     pub transactional_id: Option<String>,
+    /// How client calls outside the steady state (a synchronous commit at a hand-over or a
+    /// stop) are tried again after a transient error.
+    pub retry: crate::retry::Retry,
 }
 
 /// How a worker's progress is made durable.
@@ -192,6 +217,13 @@ pub trait Worker {
         partition: i32,
         committed: i64,
     ) -> Result<i64, WorkerError>;
+
+    /// What to tell an operator whose saved position lies beyond the end of the input (see
+    /// [`SetupError::PositionBeyondLog`]): the documented way to start afresh.
+    fn start_afresh(&self) -> &'static str {
+        "The store holds another history: point the worker at a new store (--store) and it \
+         rebuilds everything from the topics"
+    }
 
     /// Processes one input record, in offset order per partition.
     fn process(

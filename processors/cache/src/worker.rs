@@ -401,8 +401,7 @@ pub fn run(cfg: CacheConfig, shutdown: &Shutdown, stats: Arc<CacheStats>) -> Res
                 }
                 .into());
             }
-            Ok(worker) => match tradestream_runtime::run(worker, cfg.run.clone(), shutdown)
-            {
+            Ok(worker) => match tradestream_runtime::run(worker, cfg.run.clone(), shutdown) {
                 Ok(mut worker) => {
                     worker.writer.end_session(&cfg.run.group, &worker.instance);
                     break;

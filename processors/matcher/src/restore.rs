@@ -182,7 +182,7 @@ pub(crate) fn restore(
     let started = Instant::now();
     let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.run.group, partition)?;
     let snapshot_bytes = snapshot.as_ref().map_or(0, |(_, bytes)| bytes.len());
-    let (engine, next_offset, seq, dlq_from, output_hash) = match snapshot {
+    let (mut engine, mut next_offset, mut seq, mut dlq_from, mut output_hash) = match snapshot {
         Some((meta, bytes)) => {
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)
                 .map_err(|source| RestoreError::Snapshot { partition, source })?;
@@ -207,6 +207,17 @@ pub(crate) fn restore(
     // when they were read. Read before, a live owner (the one this member takes over from, or a
     // zombie) could have gone past the end in between, and that history would look foreign.
     let (log_start, log_end) = reader.log_bounds(&cfg.orders, partition)?;
+    if next_offset > log_end && cfg.start_afresh {
+        // The snapshot is of another history (the runtime refuses it without the flag).
+        tracing::warn!(
+            partition,
+            snapshot_offset = next_offset - 1,
+            log_end,
+            "the snapshot lies beyond the end of the input; discarding it (--start-afresh)"
+        );
+        (engine, next_offset, seq, dlq_from, output_hash) =
+            (Engine::new(cfg.instruments.clone()), 0, [0; OUTPUTS], 0, 0);
+    }
     check_history(cfg, partition, next_offset, (log_start, log_end), &tails)?;
     let present = tails.map(|t| t.seq);
     let dead_lettered = last_dead_letter(reader, cfg, partition, dlq_from, dlq_partitions)?;

@@ -317,6 +317,11 @@ impl Worker for Matcher {
 
     /// The matcher's state is rebuilt from its snapshots and output topics: the loop commits
     /// acknowledged offsets without stopping the flow.
+    fn start_afresh(&self) -> &'static str {
+        "Its snapshot belongs to the old history: run the matcher with --start-afresh to \
+         discard it and rebuild the book from the partition's start"
+    }
+
     fn checkpoints(&self) -> Checkpoints {
         Checkpoints::Offsets
     }

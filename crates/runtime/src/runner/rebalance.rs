@@ -5,7 +5,7 @@ use crate::io::{Clock, GroupConsumer, LogReader, Producer, StartAt, TopicPartiti
 use crate::metrics::{self, Rebalance};
 use crate::runner::checkpoint::Moment;
 use crate::runner::core::Core;
-use crate::worker::{Checkpoints, RunError, Worker};
+use crate::worker::{Checkpoints, RunError, SetupError, Worker};
 
 impl<W, P, R, K> Core<W, P, R, K>
 where
@@ -36,6 +36,7 @@ where
                     return Err(RunError::Worker(e));
                 }
             };
+            self.check_position(tp, next)?;
             tracing::info!(worker = %self.name, topic = tp.topic, partition = tp.partition, next, "partition assigned");
             start.push((tp.clone(), StartAt::from_next(next)));
             let mut assigned = self.open_partition(next);
@@ -162,6 +163,32 @@ where
         Ok(true)
     }
 
+    /// Refuses a restored position beyond the end of its input partition (the topic was
+    /// re-created or lost data): the consumer would reset to the start, and the gate skip
+    /// every record below the position.
+    fn check_position(&self, tp: &TopicPartition, next: i64) -> Result<(), RunError> {
+        if next == 0 {
+            return Ok(());
+        }
+        let (_, end) = self
+            .reader
+            .log_bounds(&tp.topic, tp.partition)
+            .map_err(SetupError::Cluster)?;
+        if next > end {
+            tracing::error!(worker = %self.name, topic = tp.topic, partition = tp.partition, next, end, "saved position beyond the end of the input");
+            return Err(SetupError::PositionBeyondLog {
+                worker: self.name.clone(),
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                next,
+                end,
+                way_out: self.worker.start_afresh(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// Restores `partitions` from the group's committed offset, as on assignment (the worker
     /// forgets them first), and moves the consumer to where each restarts.
     fn restore<C: GroupConsumer<Group = P::Group>>(
@@ -177,6 +204,7 @@ where
                 .assign(&mut ctx, &tp.topic, tp.partition, committed)
                 .map_err(RunError::Worker)?
                 .max(0);
+            self.check_position(tp, next)?;
             if let Some(old) = self.parts.remove(&tp.topic, tp.partition) {
                 self.out.close_slot(old.slot);
                 let fresh = self.open_partition(next);

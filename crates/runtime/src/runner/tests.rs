@@ -84,6 +84,8 @@ struct Setup {
     deliveries: Arc<Deliveries>,
     seen: Rc<RefCell<Seen>>,
     write_after_batch: Rc<Cell<bool>>,
+    /// The input partitions' end (high watermark).
+    log_end: Rc<Cell<i64>>,
 }
 
 fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
@@ -92,6 +94,7 @@ fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
     let deliveries = Arc::new(Deliveries::default());
     let seen = Rc::new(RefCell::new(Seen::default()));
     let write_after_batch = Rc::new(Cell::new(false));
+    let log_end = Rc::new(Cell::new(1_000));
     let mut cfg = LoopConfig::new(KafkaConfig::new("fake:9092"), "g");
     cfg.guarantee = guarantee;
     let worker = Echo {
@@ -108,7 +111,7 @@ fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
         fake.clone(),
         producer,
         deliveries.clone(),
-        EmptyLog,
+        EmptyLog(log_end.clone()),
         clock.clone(),
         cfg,
         BrokerQuirks::None,
@@ -121,6 +124,7 @@ fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
         deliveries,
         seen,
         write_after_batch,
+        log_end,
     }
 }
 
@@ -150,7 +154,10 @@ fn a_lost_output_restores_its_partition_and_the_worker_goes_on() {
     // Record 1's output times out; the others land.
     s.fake.state().delivery_results.extend([
         Ok(()),
-        Err(ClientError::transient("timed-out", "Local: Message timed out")),
+        Err(ClientError::transient(
+            "timed-out",
+            "Local: Message timed out",
+        )),
         Ok(()),
     ]);
     s.fake.deliver_all(&s.deliveries);
@@ -204,7 +211,9 @@ fn a_transient_commit_error_at_a_hand_over_or_a_stop_is_tried_again() {
     records(&s.fake, 2..4);
     s.runner.turn().unwrap();
     s.fake.state().commit_results.push_back(Err(unavailable()));
-    s.runner.stop().expect("a clean stop despite a transient error");
+    s.runner
+        .stop()
+        .expect("a clean stop despite a transient error");
     assert_eq!(s.fake.state().committed.get(&p0()), Some(&4));
 }
 
@@ -227,7 +236,10 @@ fn a_refused_asynchronous_commit_is_made_again_though_the_partition_stays_idle()
     // The broker refuses it.
     s.fake.push(Event::Committed(
         vec![(p0(), 2)],
-        Err(ClientError::transient("coordinator", "Broker: Not coordinator")),
+        Err(ClientError::transient(
+            "coordinator",
+            "Broker: Not coordinator",
+        )),
     ));
     s.runner.turn().unwrap();
     s.clock.advance(INTERVAL);
@@ -268,4 +280,42 @@ fn under_exactly_once_every_transaction_carries_the_groups_offsets() {
         ["begin", "offsets in/0@2", "commit"],
         "the snapshot's transaction is fenced by the group's generation: {calls:?}"
     );
+}
+
+/// Issue 21: a saved position beyond the end of the input (the topic re-created, or its data
+/// lost, while the group's offsets or a snapshot survived) used to be taken as it was: the
+/// consumer reset to the start and the gate skipped every record below the position, with a
+/// warning only. The worker refuses to start, naming the way out.
+#[test]
+fn a_saved_position_beyond_the_end_of_the_input_refuses_to_start() {
+    let mut s = setup(Checkpoints::Offsets, Guarantee::EffectivelyOnce);
+    s.fake.state().committed.insert(p0(), 4_000);
+    s.log_end.set(600);
+    s.fake.push(Event::Assigned(vec![p0()]));
+    let err = s
+        .runner
+        .turn()
+        .expect_err("a position past the end is refused");
+    let text = err.to_string();
+    assert!(
+        matches!(
+            &err,
+            crate::RunError::Setup(crate::SetupError::PositionBeyondLog {
+                next: 4_000,
+                end: 600,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(text.contains("--store"), "names the way out: {text}");
+    records(&s.fake, 0..3);
+    assert!(s.seen.borrow().processed.is_empty());
+
+    // At the end exactly (nothing new yet) is a position like any other.
+    let mut s = setup(Checkpoints::Offsets, Guarantee::EffectivelyOnce);
+    s.fake.state().committed.insert(p0(), 600);
+    s.log_end.set(600);
+    s.fake.push(Event::Assigned(vec![p0()]));
+    s.runner.turn().expect("a position at the end is fine");
 }

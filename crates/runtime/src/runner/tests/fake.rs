@@ -241,11 +241,12 @@ impl Producer for FakeProducer {
 
 /// Every partition of every topic is empty; the dead-letter topic has one partition.
 #[derive(Debug)]
-pub(crate) struct EmptyLog;
+pub(crate) struct EmptyLog(pub(crate) Rc<Cell<i64>>);
 
 impl LogReader for EmptyLog {
+    /// The records themselves are in [`Fake`]; only the end is told.
     fn log_bounds(&self, _topic: &str, _partition: i32) -> Result<(i64, i64), ReadError> {
-        Ok((0, 0))
+        Ok((0, self.0.get()))
     }
 
     fn scan(

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use tradestream_engine::Engine;
 use tradestream_runtime::headers;
-use tradestream_runtime::io::LogReader;
+use tradestream_runtime::io::{Fetched, LogReader};
 use tradestream_runtime::partition::ReadError;
 
 use crate::config::MatcherConfig;
@@ -106,23 +106,15 @@ pub(crate) fn tail(
     for back in [1, 1_000, 100_000, i64::MAX] {
         let from = high.saturating_sub(back).max(low);
         foreign.clear();
-        reader.scan(topic, partition, from, &mut |m| {
-            let ours = m.headers.and_then(|h| {
-                let mine = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
-                    && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
-                    && headers::number(h, headers::SOURCE_PARTITION) == Some(i64::from(partition));
-                let seq = headers::number(h, headers::SEQ)?;
-                let source_offset = headers::number(h, headers::SOURCE_OFFSET)?;
-                (mine && seq > 0).then(|| Tail {
-                    seq: seq.unsigned_abs(),
-                    source_offset,
-                })
-            });
-            match ours {
+        reader.scan(
+            topic,
+            partition,
+            from,
+            &mut |m| match ours(cfg, partition, m) {
                 Some(t) => tail = Some(t),
                 None => foreign.push(m.offset),
-            }
-        })?;
+            },
+        )?;
         if tail.is_some() || from == low {
             break;
         }
@@ -142,6 +134,75 @@ pub(crate) fn tail(
         seq: 0,
         source_offset: -1,
     }))
+}
+
+/// The seq and source offset of an output record this matcher wrote for input `partition`
+/// (`None`: another writer's, or without provenance headers).
+fn ours(cfg: &MatcherConfig, partition: i32, m: &Fetched<'_>) -> Option<Tail> {
+    let h = m.headers?;
+    let mine = headers::text(h, headers::WORKER) == Some(cfg.worker.as_str())
+        && headers::text(h, headers::SOURCE_TOPIC) == Some(cfg.orders.as_str())
+        && headers::number(h, headers::SOURCE_PARTITION) == Some(i64::from(partition));
+    let seq = headers::number(h, headers::SEQ)?;
+    let source_offset = headers::number(h, headers::SOURCE_OFFSET)?;
+    (mine && seq > 0).then(|| Tail {
+        seq: seq.unsigned_abs(),
+        source_offset,
+    })
+}
+
+/// The first seq after `after` (the snapshot's) that is missing from an output partition
+/// whose newest output of this matcher is `tail`. A delivery that timed out while later ones
+/// landed (the idempotent producer goes on after a timeout) leaves such a gap; the outputs
+/// from the gap on are written again, in order, so none is lost for good and readers that
+/// apply each seq once, in order, get every one (docs/design.md §2.4).
+///
+/// Scans back from the end until it meets an output at or below `after` (or the start of the
+/// partition: when retention removed the first outputs, the gap is looked for from the oldest
+/// one left).
+pub(crate) fn first_gap(
+    reader: &dyn LogReader,
+    cfg: &MatcherConfig,
+    topic: &str,
+    partition: i32,
+    after: u64,
+    tail: Tail,
+) -> Result<Option<u64>, ReadError> {
+    if tail.seq <= after {
+        return Ok(None);
+    }
+    let (low, high) = reader.log_bounds(topic, partition)?;
+    let mut back: i64 = 1_000;
+    loop {
+        let from = high.saturating_sub(back).max(low);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut reached = false;
+        reader.scan(topic, partition, from, &mut |m| {
+            if let Some(t) = ours(cfg, partition, m) {
+                if t.seq <= after {
+                    reached = true;
+                } else {
+                    seen.insert(t.seq);
+                }
+            }
+        })?;
+        if reached || from == low {
+            let start = if reached || after > 0 {
+                after + 1
+            } else {
+                seen.first().copied().unwrap_or(after + 1)
+            };
+            let mut expect = start;
+            for &s in seen.range(start..=tail.seq) {
+                if s != expect {
+                    return Ok(Some(expect));
+                }
+                expect += 1;
+            }
+            return Ok((expect <= tail.seq).then_some(expect));
+        }
+        back = back.saturating_mul(10);
+    }
 }
 
 /// The highest input offset of `partition` this worker dead-lettered at or after `from`.
@@ -219,7 +280,20 @@ pub(crate) fn restore(
             (Engine::new(cfg.instruments.clone()), 0, [0; OUTPUTS], 0, 0);
     }
     check_history(cfg, partition, next_offset, (log_start, log_end), &tails)?;
-    let present = tails.map(|t| t.seq);
+    let mut present = tails.map(|t| t.seq);
+    for (t, topic) in topics.iter().enumerate() {
+        if let Some(gap) = first_gap(reader, cfg, topic, partition, seq[t], tails[t])? {
+            tracing::warn!(
+                partition,
+                topic = %topic,
+                missing_seq = gap,
+                newest_seq = tails[t].seq,
+                "outputs missing before the newest one (a delivery failed while later ones \
+                 landed): writing them again from the gap on"
+            );
+            present[t] = gap - 1;
+        }
+    }
     let dead_lettered = last_dead_letter(reader, cfg, partition, dlq_from, dlq_partitions)?;
     // The rest of the restore (replaying the input after the snapshot up to `committed`) happens
     // in the loop; `tradestream_restore_seconds` times the whole of it.
@@ -292,3 +366,6 @@ fn check_history(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

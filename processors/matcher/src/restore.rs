@@ -1,5 +1,6 @@
 //! Rebuilding one partition's state: latest snapshot, then what the outputs already hold.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tradestream_engine::Engine;
@@ -37,22 +38,44 @@ pub enum RestoreError {
 }
 
 /// How many records at the end of the snapshot partition to look at first; a snapshot is one
-/// or a few records, so the latest complete one is almost always among them.
+/// or a few records, so the latest complete one is almost always among them. When it is not
+/// (a snapshot of many chunks, or chunks of two writers interleaved) the window grows fourfold
+/// until one is found or the partition's start is reached: a snapshot of any size restores
+/// without reading the whole partition.
 const SNAPSHOT_WINDOW: i64 = 64;
 
-/// The latest complete snapshot in the partition: its metadata (from the last chunk) and bytes.
-fn latest_snapshot(
+/// The latest complete snapshot, as read: its metadata (from the last chunk), its engine bytes
+/// and the keys of its chunk records (so that a later snapshot can delete them).
+pub(crate) struct Found {
+    pub meta: SnapshotChunk,
+    pub bytes: Vec<u8>,
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// The chunks of one snapshot (one input offset and engine state) seen so far.
+#[derive(Default)]
+struct Assembly {
+    chunks: BTreeMap<u32, (SnapshotChunk, Vec<u8>)>,
+    /// The offset of the record that completed it.
+    completed_at: Option<i64>,
+}
+
+/// The latest complete snapshot in the partition: of the snapshots whose every chunk is there
+/// (and whose bytes hash to the state hash they carry), the one completed last. Chunks are
+/// matched by input offset and state hash, not by adjacency, so chunks of two writers (a zombie
+/// and the new owner) interleaved in the partition still assemble.
+pub(crate) fn latest_snapshot(
     reader: &dyn LogReader,
     topic: &str,
     group: &str,
     partition: i32,
-) -> Result<Option<(SnapshotChunk, Vec<u8>)>, ReadError> {
+) -> Result<Option<Found>, ReadError> {
     let (low, high) = reader.log_bounds(topic, partition)?;
-    let mut from = (high - SNAPSHOT_WINDOW).max(low);
+    let mut window = SNAPSHOT_WINDOW;
     // `high` may lag (see `LogReader::log_bounds`); reading on to the end covers what it misses.
     loop {
-        let mut latest = None;
-        let mut assembling: Option<(SnapshotChunk, Vec<u8>)> = None;
+        let from = high.saturating_sub(window).max(low);
+        let mut seen: BTreeMap<(i64, u64), Assembly> = BTreeMap::new();
         reader.scan(topic, partition, from, &mut |m| {
             let Some(c) = m.payload.and_then(SnapshotChunk::decode) else {
                 return;
@@ -60,29 +83,46 @@ fn latest_snapshot(
             if c.partition != partition || c.group != group {
                 return;
             }
-            let continues = assembling.as_ref().is_some_and(|(prev, _)| {
-                prev.input_offset == c.input_offset && prev.chunk + 1 == c.chunk
-            });
-            if c.chunk == 0 {
-                assembling = Some((c.clone(), c.bytes.clone()));
-            } else if continues {
-                if let Some((prev, bytes)) = assembling.as_mut() {
-                    bytes.extend_from_slice(&c.bytes);
-                    *prev = c.clone();
-                }
-            } else {
-                assembling = None;
+            let a = seen.entry((c.input_offset, c.state_hash)).or_default();
+            if a.completed_at.is_some() {
+                return;
             }
-            if let Some((prev, _)) = &assembling
-                && prev.chunk + 1 == prev.chunks
-            {
-                latest = assembling.take();
+            let (chunk, chunks) = (c.chunk, c.chunks);
+            a.chunks
+                .insert(chunk, (c, m.key.map(<[u8]>::to_vec).unwrap_or_default()));
+            let whole = a.chunks.len() == chunks as usize
+                && a.chunks.keys().copied().eq(0..chunks)
+                && a.chunks.values().all(|(c, _)| c.chunks == chunks);
+            if whole {
+                a.completed_at = Some(m.offset);
             }
         })?;
+        let latest = seen
+            .into_values()
+            .filter_map(|a| Some((a.completed_at?, a)))
+            .filter_map(|(at, a)| {
+                let mut bytes = Vec::new();
+                let mut keys = Vec::with_capacity(a.chunks.len());
+                let mut meta = None;
+                for (c, key) in a.chunks.into_values() {
+                    bytes.extend_from_slice(&c.bytes);
+                    keys.push(key);
+                    meta = Some(c);
+                }
+                let mut meta = meta?;
+                // A chunk of the same offset and hash from a writer with another chunk size
+                // would not fit: the bytes must hash to the state they claim.
+                (tradestream_engine::snapshot::fnv1a64(&bytes) == meta.state_hash).then(|| {
+                    meta.bytes = Vec::new();
+                    (at, Found { meta, bytes, keys })
+                })
+            })
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, f)| f);
         if latest.is_some() || from == low {
             return Ok(latest);
         }
-        from = low;
+        window = window.saturating_mul(4);
     }
 }
 
@@ -242,9 +282,11 @@ pub(crate) fn restore(
 ) -> Result<PartitionState, RestoreError> {
     let started = Instant::now();
     let snapshot = latest_snapshot(reader, &cfg.snapshots, &cfg.run.group, partition)?;
-    let snapshot_bytes = snapshot.as_ref().map_or(0, |(_, bytes)| bytes.len());
+    let snapshot_bytes = snapshot.as_ref().map_or(0, |f| f.bytes.len());
+    let mut kept_snapshots = std::collections::VecDeque::new();
     let (mut engine, mut next_offset, mut seq, mut dlq_from, mut output_hash) = match snapshot {
-        Some((meta, bytes)) => {
+        Some(Found { meta, bytes, keys }) => {
+            kept_snapshots.push_back(keys);
             let engine = Engine::restore(cfg.instruments.clone(), &bytes)
                 .map_err(|source| RestoreError::Snapshot { partition, source })?;
             tradestream_runtime::metrics::snapshot_loaded(&cfg.worker, partition, bytes.len());
@@ -278,6 +320,7 @@ pub(crate) fn restore(
         );
         (engine, next_offset, seq, dlq_from, output_hash) =
             (Engine::new(cfg.instruments.clone()), 0, [0; OUTPUTS], 0, 0);
+        kept_snapshots.clear();
     }
     check_history(cfg, partition, next_offset, (log_start, log_end), &tails)?;
     let mut present = tails.map(|t| t.seq);
@@ -323,6 +366,7 @@ pub(crate) fn restore(
         committed,
         output_hash,
         tails,
+        kept_snapshots,
     })
 }
 

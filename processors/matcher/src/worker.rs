@@ -240,9 +240,14 @@ impl Matcher {
             let records = chunks
                 .into_iter()
                 .map(|chunk| {
-                    // One key per chunk: compaction keeps the latest record per key, and every
-                    // chunk of the latest snapshot must survive it.
-                    let key = format!("{}/{p}/{}", self.cfg.run.group, chunk.chunk);
+                    // One key per chunk of each snapshot (group, partition, input offset,
+                    // chunk): compaction keeps the latest record per key, so chunks of two
+                    // snapshots (two writers interleaved) never replace one another; older
+                    // snapshots are deleted by tombstone once two newer ones are written.
+                    let key = format!(
+                        "{}/{p}/{}/{}",
+                        self.cfg.run.group, chunk.input_offset, chunk.chunk
+                    );
                     (key, chunk.encode())
                 })
                 .collect();
@@ -279,6 +284,23 @@ impl Matcher {
                     value,
                     &[],
                 )?;
+            }
+            if let Some(state) = self.partitions.get_mut(&p) {
+                state.kept_snapshots.push_back(
+                    snapshot
+                        .records
+                        .iter()
+                        .map(|(k, _)| k.as_bytes().to_vec())
+                        .collect(),
+                );
+                while state.kept_snapshots.len() > 2 {
+                    let Some(old) = state.kept_snapshots.pop_front() else {
+                        break;
+                    };
+                    for key in old.iter().filter(|k| !k.is_empty()) {
+                        ctx.send_tombstone(&self.cfg.snapshots, Some(p), key)?;
+                    }
+                }
             }
             self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
             let now = SystemTime::now()

@@ -5,9 +5,11 @@ use tradestream_runtime::headers::{self, HeaderLookup};
 use tradestream_runtime::io::{Fetched, LogReader};
 use tradestream_runtime::partition::ReadError;
 
-use super::first_gap;
+use std::cell::RefCell;
+
+use super::{first_gap, latest_snapshot};
 use crate::config::MatcherConfig;
-use crate::state::Tail;
+use crate::state::{SnapshotChunk, Tail};
 
 /// Output headers as a map.
 struct Headers(BTreeMap<&'static str, String>);
@@ -122,4 +124,138 @@ fn the_scan_reaches_back_past_a_long_stretch() {
     // 5 000 outputs after the snapshot (more than the first window) with a gap near the start.
     let long: Vec<u64> = (1..=100).chain(102..=5_100).collect();
     assert_eq!(gap(0, &long, 50), Some(101));
+}
+
+/// A snapshot partition in memory: (key, value) per offset from 0; the `from` of every scan.
+struct Snapshots {
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    scans: RefCell<Vec<i64>>,
+}
+
+impl LogReader for Snapshots {
+    fn log_bounds(&self, _topic: &str, _partition: i32) -> Result<(i64, i64), ReadError> {
+        Ok((0, self.records.len() as i64))
+    }
+
+    fn scan(
+        &self,
+        _topic: &str,
+        _partition: i32,
+        from: i64,
+        f: &mut dyn FnMut(&Fetched<'_>),
+    ) -> Result<(), ReadError> {
+        self.scans.borrow_mut().push(from);
+        for (i, (key, value)) in self.records.iter().enumerate().skip(from as usize) {
+            f(&Fetched {
+                offset: i as i64,
+                key: Some(key),
+                payload: (!value.is_empty()).then_some(value.as_slice()),
+                headers: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn partition_count(&self, _topic: &str) -> Result<i32, ReadError> {
+        Ok(1)
+    }
+}
+
+/// The chunk records of a snapshot of input offset `input_offset` in `chunks` chunks, its
+/// engine bytes made of `fill`.
+fn snapshot(input_offset: i64, chunks: u32, fill: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let parts: Vec<Vec<u8>> = (0..chunks).map(|i| vec![fill, i as u8, 7]).collect();
+    let state_hash = tradestream_engine::snapshot::fnv1a64(&parts.concat());
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let c = SnapshotChunk {
+                group: "g".into(),
+                partition: 0,
+                input_offset,
+                seq: [1, 2, 3],
+                state_hash,
+                output_hash: 9,
+                chunk: i as u32,
+                chunks,
+                bytes,
+                dead_letter_end: 0,
+            };
+            (format!("g/0/{input_offset}/{i}").into_bytes(), c.encode())
+        })
+        .collect()
+}
+
+/// Issue 21: two writers (a zombie and the new owner) interleaving their chunks left no
+/// snapshot the restore could assemble (it expected a snapshot's chunks next to each other),
+/// and compaction with one key per chunk index could keep chunk 0 of one and chunk 1 of the
+/// other. Chunks are matched by snapshot, and the one completed last is taken.
+#[test]
+fn chunks_of_two_writers_interleaved_still_assemble() {
+    let a = snapshot(100, 2, 0xA);
+    let b = snapshot(200, 2, 0xB);
+    let log = Snapshots {
+        records: vec![a[0].clone(), b[0].clone(), a[1].clone(), b[1].clone()],
+        scans: RefCell::default(),
+    };
+    let found = latest_snapshot(&log, "s", "g", 0)
+        .unwrap()
+        .expect("a snapshot");
+    assert_eq!(found.meta.input_offset, 200);
+    assert_eq!(found.bytes, [0xB, 0, 7, 0xB, 1, 7]);
+    assert_eq!(found.keys, [b"g/0/200/0".to_vec(), b"g/0/200/1".to_vec()]);
+
+    // B's chunk 1 lost: A, complete, is taken.
+    let log = Snapshots {
+        records: vec![a[0].clone(), b[0].clone(), a[1].clone()],
+        scans: RefCell::default(),
+    };
+    let found = latest_snapshot(&log, "s", "g", 0)
+        .unwrap()
+        .expect("a snapshot");
+    assert_eq!(found.meta.input_offset, 100);
+}
+
+/// Issue 21: a snapshot of more chunks than the first window (64 records) never fitted it, and
+/// every restore read the whole partition. The window grows until the snapshot is in it.
+#[test]
+fn a_snapshot_of_many_chunks_restores_without_a_full_scan() {
+    let mut records = Vec::new();
+    for input_offset in 0..500 {
+        records.extend(snapshot(input_offset, 1, 1));
+    }
+    records.extend(snapshot(1_000, 100, 2));
+    let log = Snapshots {
+        records,
+        scans: RefCell::default(),
+    };
+    let found = latest_snapshot(&log, "s", "g", 0)
+        .unwrap()
+        .expect("a snapshot");
+    assert_eq!(found.meta.input_offset, 1_000);
+    assert_eq!(found.bytes.len(), 300);
+    let scans = log.scans.borrow();
+    assert!(
+        scans.iter().all(|from| *from > 0),
+        "read from the start: {scans:?}"
+    );
+}
+
+/// A chunk with the right offset but bytes that do not hash to the state is no snapshot.
+#[test]
+fn chunks_that_do_not_hash_to_the_state_are_passed_over() {
+    let good = snapshot(100, 1, 1);
+    let mut bad = snapshot(200, 2, 2);
+    let mut c = SnapshotChunk::decode(&bad[1].1).unwrap();
+    c.bytes = vec![0, 0, 0];
+    bad[1].1 = c.encode();
+    let log = Snapshots {
+        records: [good, bad].concat(),
+        scans: RefCell::default(),
+    };
+    let found = latest_snapshot(&log, "s", "g", 0)
+        .unwrap()
+        .expect("a snapshot");
+    assert_eq!(found.meta.input_offset, 100);
 }

@@ -612,6 +612,89 @@ fn a_matcher_without_the_history_it_needs_refuses_to_start() {
     );
 }
 
+/// Issue 21: `orders` and the output topics re-created (or lost with one replica) while
+/// `matcher-snapshots` survived. The restarted matcher used to restore the old snapshot, find
+/// the consumer reset to the start and skip every new order below the snapshot's offset with a
+/// warning: 600 new orders, 0 processed. It refuses to start and names `--start-afresh`; with
+/// it, the book is rebuilt from the new history and every output equals the offline run.
+#[test]
+fn a_snapshot_beyond_the_end_of_recreated_topics_is_refused_and_start_afresh_rebuilds() {
+    if !kafka_only(
+        "a_snapshot_beyond_the_end_of_recreated_topics_is_refused_and_start_afresh_rebuilds",
+    ) {
+        return;
+    }
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let _serial = serial();
+    let (_broker, addr) = broker_with_orders(4_000, 16, &[]);
+    let matcher = start_matcher(&addr, 200);
+    wait_all_consumed(&addr, Duration::from_secs(120));
+    stop_matcher(matcher);
+
+    let recreated = ["orders", "executions", "trades", "market-data"];
+    let admin: AdminClient<DefaultClientContext> =
+        KafkaConfig::new(&addr).admin().create().unwrap();
+    for r in block_on(admin.delete_topics(&recreated, &AdminOptions::new())).unwrap() {
+        r.unwrap();
+    }
+    // Deletion finishes in the background: `topics apply` is tried until it can create them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = bin()
+            .args(["topics", "apply", "--bootstrap-servers", &addr])
+            .output()
+            .unwrap();
+        let reader =
+            PartitionReader::new(&KafkaConfig::new(&addr), Duration::from_secs(60)).unwrap();
+        let fresh = out.status.success()
+            && recreated
+                .iter()
+                .all(|t| (0..PARTITIONS).all(|p| reader.watermarks(t, p).is_ok_and(|w| w.1 == 0)));
+        if fresh {
+            break;
+        }
+        assert!(Instant::now() < deadline, "topics not re-created: {out:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    produce_orders(&addr, 600, 17);
+
+    let mut matcher = start_matcher(&addr, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = matcher.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the matcher did not refuse to start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success(), "{status}");
+    let log = matcher_log(&matcher);
+    assert!(
+        log.contains("beyond the partition's end")
+            && log.contains("--start-afresh")
+            && log.contains("refusing to start"),
+        "{log}"
+    );
+
+    let matcher = start_matcher_with(&addr, 200, &["--start-afresh"]);
+    wait_all_consumed(&addr, Duration::from_secs(120));
+    let stats = stop_matcher(matcher);
+    assert_eq!(stats["records_in"].as_u64(), Some(600), "{stats}");
+    let v = verify_with(
+        &addr,
+        Check {
+            old_snapshots_ok: true,
+            ..Check::default()
+        },
+    );
+    assert_eq!(v.dead, 0);
+    assert!(v.by_topic["executions"] >= 600, "{v:?}");
+}
+
 /// What [`zombie`] leaves behind: the outputs compared with the offline run, the zombie's
 /// metrics before the pause and at the end, and the broker (still up) with its address.
 struct Zombie {

@@ -11,8 +11,19 @@
 //! not by the input rate. A partition that is revoked is closed: late reports for it are
 //! ignored, and a partition assigned again gets a new slot, so reports from its previous
 //! assignment cannot touch the new one.
+//!
+//! A failed report is a **lost output**: it never counts as acknowledged. Its partition's
+//! acknowledged offset stays below the record it came from for as long as the slot lives, so
+//! nothing at or after that record can be committed or snapshotted; the loop restores the
+//! partition from its last checkpoint ([`Acks::losses`]). The idempotent producer goes on
+//! writing later outputs after one times out, so the output partition may already hold a gap:
+//! the restore finds it and writes everything from the gap on again (docs/design.md §2).
 
 use std::collections::{BTreeMap, VecDeque};
+
+use std::sync::Arc;
+
+use crate::client_error::ClientError;
 
 /// Tags one output: the input partition's slot and its record's ticket, packed in a `usize`
 /// (librdkafka's per-message opaque).
@@ -40,13 +51,20 @@ struct Partition {
     waiting: VecDeque<(i64, u32)>,
     /// The ticket of `waiting[0]`; `waiting[i]` has ticket `first + i`.
     first: u64,
+    /// The first lost output: the lowest input offset with an output lost, and why.
+    lost: Option<(i64, Arc<ClientError>)>,
 }
 
 impl Partition {
     fn acknowledged(&self) -> i64 {
-        self.waiting
+        let acked = self
+            .waiting
             .front()
-            .map_or(self.processed, |(offset, _)| *offset)
+            .map_or(self.processed, |(offset, _)| *offset);
+        match &self.lost {
+            Some((offset, _)) => acked.min(*offset),
+            None => acked,
+        }
     }
 
     /// Drops the acknowledged records at the front.
@@ -65,9 +83,9 @@ pub struct Acks {
     next_slot: u32,
     /// Outputs sent and not yet reported (tracked or not).
     in_flight: u64,
-    /// The first delivery failure, if any: outputs were lost, so nothing after it may be
-    /// committed (the loop stops; a restart resumes from the last commit).
-    failure: Option<String>,
+    /// The first lost output that belongs to no input record (e.g. a snapshot chunk), until the
+    /// loop takes it.
+    untracked_loss: Option<ClientError>,
 }
 
 impl Acks {
@@ -82,6 +100,7 @@ impl Acks {
                 processed: next_offset,
                 waiting: VecDeque::new(),
                 first: 0,
+                lost: None,
             },
         );
         slot
@@ -127,12 +146,12 @@ impl Acks {
 
     /// A delivery report: `Ok` when the broker acknowledged the output, `Err` with the reason
     /// when it is lost.
-    pub fn delivered(&mut self, token: Token, result: Result<(), String>) {
+    pub fn delivered(&mut self, token: Token, result: Result<(), ClientError>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Err(e) = result {
-            self.failure.get_or_insert(e);
-        }
         if token == UNTRACKED {
+            if let Err(e) = result {
+                self.untracked_loss.get_or_insert(e);
+            }
             return;
         }
         let (slot, ticket) = untoken(token);
@@ -145,10 +164,18 @@ impl Acks {
         else {
             return;
         };
-        if let Some((_, n)) = p.waiting.get_mut(index) {
-            *n = n.saturating_sub(1);
-            p.settle();
+        let Some((offset, n)) = p.waiting.get_mut(index) else {
+            return;
+        };
+        if let Err(e) = result {
+            let offset = *offset;
+            match &mut p.lost {
+                Some((first, _)) if *first <= offset => {}
+                lost => *lost = Some((offset, Arc::new(e))),
+            }
         }
+        *n = n.saturating_sub(1);
+        p.settle();
     }
 
     /// Every offset of `slot` below the answer is processed and all its outputs acknowledged
@@ -162,9 +189,18 @@ impl Acks {
         self.in_flight
     }
 
-    /// The first delivery failure.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+    /// The partitions with a lost output, and the first loss of each: the input offset of the
+    /// record it came from, and why.
+    pub fn losses(&self) -> Vec<(Slot, i64, Arc<ClientError>)> {
+        self.partitions
+            .iter()
+            .filter_map(|(slot, p)| p.lost.as_ref().map(|(o, e)| (*slot, *o, e.clone())))
+            .collect()
+    }
+
+    /// The first lost output that belonged to no input record, taken out.
+    pub fn take_untracked_loss(&mut self) -> Option<ClientError> {
+        self.untracked_loss.take()
     }
 }
 
@@ -181,153 +217,4 @@ fn untoken(token: Token) -> (Slot, u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OK: Result<(), String> = Ok(());
-
-    #[test]
-    fn a_record_without_outputs_is_acknowledged_once_processed() {
-        let mut acks = Acks::default();
-        let s = acks.open(10);
-        assert_eq!(acks.acknowledged(s), Some(10));
-        acks.processed(s, 10);
-        acks.processed(s, 11);
-        assert_eq!(acks.acknowledged(s), Some(12));
-    }
-
-    #[test]
-    fn out_of_order_reports_advance_only_past_fully_acknowledged_records() {
-        let mut acks = Acks::default();
-        let s = acks.open(0);
-        // Record 0 makes two outputs, 1 none, 2 one, 3 two.
-        let a0 = acks.output(s, 0);
-        let b0 = acks.output(s, 0);
-        acks.processed(s, 0);
-        acks.processed(s, 1);
-        let a2 = acks.output(s, 2);
-        acks.processed(s, 2);
-        let a3 = acks.output(s, 3);
-        let b3 = acks.output(s, 3);
-        acks.processed(s, 3);
-        assert_eq!(acks.acknowledged(s), Some(0));
-        assert_eq!(acks.in_flight(), 5);
-
-        // Reports arrive newest first: nothing may be committed until record 0 is complete.
-        acks.delivered(b3, OK);
-        acks.delivered(a2, OK);
-        acks.delivered(a0, OK);
-        assert_eq!(
-            acks.acknowledged(s),
-            Some(0),
-            "record 0 still has an output out"
-        );
-        acks.delivered(b0, OK);
-        // 0, 1 and 2 are complete; 3 waits for a3.
-        assert_eq!(acks.acknowledged(s), Some(3));
-        acks.delivered(a3, OK);
-        assert_eq!(acks.acknowledged(s), Some(4));
-        assert_eq!(acks.in_flight(), 0);
-        assert_eq!(acks.failure(), None);
-    }
-
-    #[test]
-    fn a_record_still_being_processed_is_never_acknowledged() {
-        let mut acks = Acks::default();
-        let s = acks.open(5);
-        let t = acks.output(s, 5);
-        acks.delivered(t, OK);
-        // Its first output is acknowledged, but the record may still make more.
-        assert_eq!(acks.acknowledged(s), Some(5));
-        let u = acks.output(s, 5);
-        acks.processed(s, 5);
-        assert_eq!(acks.acknowledged(s), Some(5));
-        acks.delivered(u, OK);
-        assert_eq!(acks.acknowledged(s), Some(6));
-    }
-
-    #[test]
-    fn partitions_are_independent() {
-        let mut acks = Acks::default();
-        let a = acks.open(0);
-        let b = acks.open(100);
-        let ta = acks.output(a, 0);
-        acks.processed(a, 0);
-        let tb = acks.output(b, 100);
-        acks.processed(b, 100);
-        acks.delivered(tb, OK);
-        assert_eq!(acks.acknowledged(a), Some(0));
-        assert_eq!(acks.acknowledged(b), Some(101));
-        acks.delivered(ta, OK);
-        assert_eq!(acks.acknowledged(a), Some(1));
-    }
-
-    #[test]
-    fn a_failure_is_kept_and_does_not_acknowledge_the_record() {
-        let mut acks = Acks::default();
-        let s = acks.open(0);
-        let t0 = acks.output(s, 0);
-        let t1 = acks.output(s, 1);
-        acks.processed(s, 1);
-        acks.delivered(t1, Err("Message timed out".into()));
-        acks.delivered(t0, Err("later failure".into()));
-        assert_eq!(acks.failure(), Some("Message timed out"), "the first one");
-        // Lost outputs are counted down (they are not coming), but the failure stops commits:
-        // the loop checks `failure` before it commits anything.
-        assert_eq!(acks.in_flight(), 0);
-    }
-
-    #[test]
-    fn reports_for_a_revoked_partition_cannot_touch_its_next_assignment() {
-        let mut acks = Acks::default();
-        let old = acks.open(0);
-        let stale = acks.output(old, 0);
-        acks.processed(old, 0);
-        acks.close(old);
-        assert_eq!(acks.acknowledged(old), None);
-        // Assigned again, from where the group committed.
-        let new = acks.open(0);
-        assert_ne!(old, new);
-        let fresh = acks.output(new, 0);
-        acks.processed(new, 0);
-        acks.delivered(stale, OK);
-        assert_eq!(
-            acks.acknowledged(new),
-            Some(0),
-            "the old report was ignored"
-        );
-        acks.delivered(fresh, OK);
-        assert_eq!(acks.acknowledged(new), Some(1));
-    }
-
-    #[test]
-    fn untracked_outputs_count_in_flight_and_their_failures_count() {
-        let mut acks = Acks::default();
-        let t = acks.untracked();
-        assert_eq!(t, UNTRACKED);
-        assert_eq!(acks.in_flight(), 1);
-        acks.delivered(t, Err("snapshot lost".into()));
-        assert_eq!(acks.in_flight(), 0);
-        assert_eq!(acks.failure(), Some("snapshot lost"));
-    }
-
-    #[test]
-    fn tokens_round_trip_and_memory_is_only_for_records_with_outputs() {
-        let mut acks = Acks::default();
-        let s = acks.open(0);
-        let mut tokens = Vec::new();
-        for offset in 0..10_000 {
-            if offset % 100 == 0 {
-                tokens.push(acks.output(s, offset));
-            }
-            acks.processed(s, offset);
-        }
-        assert_eq!(acks.partitions[&s].waiting.len(), 100);
-        for t in tokens.into_iter().rev() {
-            acks.delivered(t, OK);
-        }
-        assert_eq!(acks.acknowledged(s), Some(10_000));
-        assert!(acks.partitions[&s].waiting.is_empty());
-        assert_eq!(untoken(token(Slot(7), 123)), (Slot(7), 123));
-    }
-}
+mod tests;

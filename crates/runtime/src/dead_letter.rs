@@ -1,8 +1,6 @@
 //! Dead letters: records a worker could not decode or process, kept with what went wrong.
 
-use rdkafka::message::OwnedHeaders;
-
-use crate::headers::{self, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, WORKER};
+use crate::headers::{HeaderList, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, WORKER};
 
 /// Header: the error class (`decode`, `oversized`, `process`).
 pub const ERROR_CLASS: &str = "error-class";
@@ -70,7 +68,7 @@ pub fn headers(
     offset: i64,
     worker: &str,
     truncated_from: Option<usize>,
-) -> OwnedHeaders {
+) -> HeaderList {
     let partition = partition.to_string();
     let offset = offset.to_string();
     let mut fields = vec![
@@ -85,5 +83,10 @@ pub fn headers(
     if let Some(size) = &size {
         fields.push((PAYLOAD_TRUNCATED, size));
     }
-    headers::with_text(&fields)
+    HeaderList(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+    )
 }

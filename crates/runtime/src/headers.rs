@@ -31,17 +31,26 @@ pub struct Provenance<'a> {
     pub worker: &'a str,
 }
 
-impl Provenance<'_> {
-    /// The provenance as record headers (values as decimal text, readable with any tool). The
-    /// numbers are written into stack buffers: building the headers allocates nothing on the
-    /// Rust side (librdkafka copies each header into its own list).
-    pub fn headers(&self) -> OwnedHeaders {
-        let (mut partition, mut offset, mut seq) = ([0u8; 20], [0u8; 20], [0u8; 20]);
+/// Room for the three numbers of a [`Provenance`] as decimal text, on the stack.
+#[derive(Debug, Default)]
+pub struct ProvenanceBuf {
+    partition: [u8; 20],
+    offset: [u8; 20],
+    seq: [u8; 20],
+}
+
+impl<'a> Provenance<'a> {
+    /// The provenance as (key, value) header pairs, the numbers written into `buf`: building
+    /// them allocates nothing.
+    pub fn pairs<'b>(&self, buf: &'b mut ProvenanceBuf) -> [(&'static str, &'b [u8]); 5]
+    where
+        'a: 'b,
+    {
         let p = self.source_partition;
-        let partition = decimal(&mut partition, p < 0, p.unsigned_abs().into());
+        let partition = decimal(&mut buf.partition, p < 0, p.unsigned_abs().into());
         let o = self.source_offset;
-        let offset = decimal(&mut offset, o < 0, o.unsigned_abs());
-        let seq = decimal(&mut seq, false, self.seq);
+        let offset = decimal(&mut buf.offset, o < 0, o.unsigned_abs());
+        let seq = decimal(&mut buf.seq, false, self.seq);
         [
             (SOURCE_TOPIC, self.source_topic.as_bytes()),
             (SOURCE_PARTITION, partition),
@@ -49,13 +58,14 @@ impl Provenance<'_> {
             (SEQ, seq),
             (WORKER, self.worker.as_bytes()),
         ]
-        .iter()
-        .fold(OwnedHeaders::new_with_capacity(5), |h, &(key, value)| {
-            h.insert(Header {
-                key,
-                value: Some(value),
-            })
-        })
+    }
+
+    /// The provenance as record headers (values as decimal text, readable with any tool). The
+    /// numbers are written into stack buffers: building the headers allocates nothing on the
+    /// Rust side (librdkafka copies each header into its own list).
+    pub fn headers(&self) -> OwnedHeaders {
+        let mut buf = ProvenanceBuf::default();
+        owned(&self.pairs(&mut buf))
     }
 }
 
@@ -79,6 +89,19 @@ fn decimal(buf: &mut [u8; 20], negative: bool, n: u64) -> &[u8] {
     &buf[at..]
 }
 
+/// librdkafka headers holding these (key, value) pairs, in this order.
+pub fn owned(pairs: &[(&str, &[u8])]) -> OwnedHeaders {
+    pairs.iter().fold(
+        OwnedHeaders::new_with_capacity(pairs.len()),
+        |h, &(key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    )
+}
+
 /// Record headers with these text values, in this order.
 pub fn with_text(pairs: &[(&str, &str)]) -> OwnedHeaders {
     pairs.iter().fold(
@@ -92,62 +115,54 @@ pub fn with_text(pairs: &[(&str, &str)]) -> OwnedHeaders {
     )
 }
 
+/// Record headers looked up by key: librdkafka's, or a simulated record's.
+pub trait HeaderLookup {
+    /// The value of the first header named `key` (`None`: absent, or a null value).
+    fn header(&self, key: &str) -> Option<&[u8]>;
+}
+
+impl<H: Headers> HeaderLookup for H {
+    fn header(&self, key: &str) -> Option<&[u8]> {
+        self.iter().find(|h| h.key == key).and_then(|h| h.value)
+    }
+}
+
+/// Headers as owned (key, value) pairs, in order (e.g. a simulated record's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList(pub Vec<(String, Vec<u8>)>);
+
+impl HeaderList {
+    /// A copy of `pairs`.
+    pub fn of(pairs: &[(&str, &[u8])]) -> Self {
+        HeaderList(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
+        )
+    }
+}
+
+impl HeaderLookup for HeaderList {
+    fn header(&self, key: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
 /// The text value of header `key`, if present and UTF-8.
-pub fn text<'a, H: Headers>(headers: &'a H, key: &str) -> Option<&'a str> {
+pub fn text<'a, H: HeaderLookup + ?Sized>(headers: &'a H, key: &str) -> Option<&'a str> {
     headers
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value)
+        .header(key)
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// The integer value of header `key`, if present and numeric.
-pub fn number<H: Headers>(headers: &H, key: &str) -> Option<i64> {
+pub fn number<H: HeaderLookup + ?Sized>(headers: &H, key: &str) -> Option<i64> {
     text(headers, key).and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_written_as_to_string_writes_them() {
-        for n in [
-            0,
-            7,
-            -1,
-            10,
-            -10,
-            1_234_567,
-            i128::from(i32::MIN),
-            i128::from(i32::MAX),
-            i128::from(i64::MIN),
-            i128::from(i64::MAX),
-            i128::from(u64::MAX),
-        ] {
-            let mut buf = [0u8; 20];
-            let magnitude = u64::try_from(n.unsigned_abs()).unwrap();
-            assert_eq!(
-                decimal(&mut buf, n < 0, magnitude),
-                n.to_string().as_bytes()
-            );
-        }
-    }
-
-    #[test]
-    fn provenance_headers_carry_decimal_text() {
-        let headers = Provenance {
-            source_topic: "orders",
-            source_partition: 3,
-            source_offset: -1,
-            seq: u64::MAX,
-            worker: "matcher",
-        }
-        .headers();
-        assert_eq!(text(&headers, SOURCE_TOPIC), Some("orders"));
-        assert_eq!(text(&headers, SOURCE_PARTITION), Some("3"));
-        assert_eq!(text(&headers, SOURCE_OFFSET), Some("-1"));
-        assert_eq!(text(&headers, SEQ), Some("18446744073709551615"));
-        assert_eq!(text(&headers, WORKER), Some("matcher"));
-    }
-}
+mod tests;

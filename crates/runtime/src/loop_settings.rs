@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::worker::{LoopConfig, RunError};
+use crate::worker::{LoopConfig, RunError, SetupError};
 use crate::{BrokerQuirks, Guarantee, KafkaConfig};
 
 impl LoopConfig {
@@ -37,48 +37,22 @@ impl LoopConfig {
             quirks: BrokerQuirks::Auto,
             guarantee: Guarantee::EffectivelyOnce,
             transactional_id: None,
+            retry: crate::retry::Retry::default(),
         }
     }
 
     /// Refuses [`Guarantee::ExactlyOnce`] for `worker`, which cannot give it; `why` says why.
     pub fn refuse_exactly_once(&self, worker: &str, why: &str) -> Result<(), RunError> {
         if self.guarantee == Guarantee::ExactlyOnce {
-            return Err(RunError::Setup(format!(
-                "the {worker} cannot run with --guarantee exactly-once: {why}. Run it with \
-                 --guarantee effectively-once (the default; TRADESTREAM_PROCESSING_GUARANTEE)"
-            )));
+            return Err(SetupError::GuaranteeRefused {
+                worker: worker.to_owned(),
+                why: why.to_owned(),
+            }
+            .into());
         }
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_takes_the_documented_defaults() {
-        let run = LoopConfig::new(KafkaConfig::new("127.0.0.1:1"), "g");
-        assert_eq!(run.group, "g");
-        assert_eq!(run.dead_letters, "dead-letters");
-        assert_eq!(run.max_batch, 10_000);
-        assert_eq!(run.commit_interval, Duration::from_millis(100));
-        assert_eq!(run.rejoin_when_idle, None);
-        assert_eq!(run.quirks, BrokerQuirks::Auto);
-        assert_eq!(run.guarantee, Guarantee::EffectivelyOnce);
-        assert_eq!(run.transactional_id, None);
-    }
-
-    #[test]
-    fn exactly_once_is_refused_by_name_when_asked_to() {
-        let mut run = LoopConfig::new(KafkaConfig::new("127.0.0.1:1"), "g");
-        assert!(run.refuse_exactly_once("notifier", "because").is_ok());
-        run.guarantee = Guarantee::ExactlyOnce;
-        let err = run.refuse_exactly_once("notifier", "because").unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("notifier") && text.contains("because"),
-            "{text}"
-        );
-    }
-}
+mod tests;

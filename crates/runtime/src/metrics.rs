@@ -69,6 +69,8 @@ pub const HANDOFF: &str = "tradestream_handoff_seconds";
 pub const SNAPSHOT_BYTES: &str = "tradestream_snapshot_bytes";
 /// Unix time of the newest snapshot written (alert on its age).
 pub const SNAPSHOT_TIMESTAMP: &str = "tradestream_snapshot_timestamp_seconds";
+/// Counter: client calls tried again after a transient error, by call and error kind.
+pub const CLIENT_RETRIES: &str = "tradestream_client_retries_total";
 
 /// The kind label of [`REBALANCES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +154,11 @@ fn describe() {
         "Re-fetches after a gap in input offsets."
     );
     describe_counter!(COMMITS, Unit::Count, "Commits of input progress.");
+    describe_counter!(
+        CLIENT_RETRIES,
+        Unit::Count,
+        "Client calls tried again after a transient error."
+    );
     describe_counter!(
         TRANSACTIONS_ABORTED,
         Unit::Count,
@@ -358,6 +365,12 @@ pub(crate) fn owned(worker: &str, owned: usize, given_up: &[(String, i32)]) {
         gauge!(CONSUMER_LAG, "worker" => worker.to_owned(), "topic" => topic.clone(), "partition" => partition.to_string())
             .set(0.0);
     }
+}
+
+/// A client call (`what`) is tried again after a transient error of `kind`.
+pub(crate) fn client_retry(worker: &str, what: &'static str, kind: &'static str) {
+    counter!(CLIENT_RETRIES, "worker" => worker.to_owned(), "call" => what, "kind" => kind)
+        .increment(1);
 }
 
 /// One partition went live `took` after its assignment.

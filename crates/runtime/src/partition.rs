@@ -7,13 +7,16 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::client::KafkaConfig;
+use crate::client_error::ClientError;
+use crate::headers::HeaderLookup;
+use crate::io::{Fetched, LogReader};
 
 /// Why a partition could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The client failed.
     #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    Client(#[from] ClientError),
     /// The end of the partition was not reached in time.
     #[error("timed out reading {topic}/{partition} at offset {at}")]
     Timeout {
@@ -24,6 +27,23 @@ pub enum ReadError {
         /// Next offset that was awaited.
         at: i64,
     },
+}
+
+impl From<rdkafka::error::KafkaError> for ReadError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        ReadError::Client(e.into())
+    }
+}
+
+impl ReadError {
+    /// Whether reading again later may succeed (a broker away, a leader moving, a read that
+    /// timed out).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReadError::Client(e) => e.is_transient(),
+            ReadError::Timeout { .. } => true,
+        }
+    }
 }
 
 /// Past the known end, this long without a record ends a read.
@@ -181,5 +201,32 @@ impl PartitionReader {
             .iter()
             .find(|t| t.name() == topic)
             .map_or(0, |t| t.partitions().len() as i32))
+    }
+}
+
+impl LogReader for PartitionReader {
+    fn log_bounds(&self, topic: &str, partition: i32) -> Result<(i64, i64), ReadError> {
+        self.watermarks(topic, partition)
+    }
+
+    fn scan(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        f: &mut dyn FnMut(&Fetched<'_>),
+    ) -> Result<(), ReadError> {
+        self.read_to_end(topic, partition, from, |m| {
+            f(&Fetched {
+                offset: m.offset(),
+                key: m.key(),
+                payload: m.payload(),
+                headers: m.headers().map(|h| h as &dyn HeaderLookup),
+            });
+        })
+    }
+
+    fn partition_count(&self, topic: &str) -> Result<i32, ReadError> {
+        PartitionReader::partition_count(self, topic)
     }
 }

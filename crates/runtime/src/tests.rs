@@ -287,8 +287,8 @@ fn cleanup_policies_compare_as_sets_and_other_configs_as_values() {
 
 #[test]
 fn commits_refused_for_lost_membership_are_not_fatal_and_others_are() {
-    use crate::worker::lost_membership;
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let lost_membership = |e: &KafkaError| crate::ClientError::from(e.clone()).lost_membership();
     for code in [
         RDKafkaErrorCode::UnknownMemberId,
         RDKafkaErrorCode::IllegalGeneration,

@@ -37,8 +37,8 @@ use tradestream_market_data::candles::{
 };
 use tradestream_runtime::dead_letter::Poison;
 use tradestream_runtime::{
-    Checkpoints, Context, KafkaConfig, LoopConfig, Outcome, Position, Record, RunError, Shutdown,
-    Stats, Worker, WorkerError,
+    Checkpoints, Context, KafkaConfig, LoopConfig, Outcome, Position, Record, RunError, SetupError,
+    Shutdown, Stats, Worker, WorkerError,
 };
 use tradestream_trade_recorder::fold::{OrderFold, trade_row};
 
@@ -114,9 +114,10 @@ impl CacheConfig {
              include (the cache is idempotent without one)",
         )?;
         if self.settings.trades_kept == 0 || self.settings.candles_kept == 0 {
-            return Err(RunError::Setup(
+            return Err(SetupError::Invalid(
                 "the cache must keep at least one trade and one candle per series".into(),
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -393,9 +394,14 @@ pub fn run(cfg: CacheConfig, shutdown: &Shutdown, stats: Arc<CacheStats>) -> Res
             .and_then(|w| Cache::new(cfg.clone(), w, stats.clone()));
         let err = match attempt {
             Err(e) if e.is_unavailable() => e.to_string(),
-            Err(e) => return Err(RunError::Setup(e.to_string())),
-            Ok(worker) => match tradestream_runtime::worker::run(worker, cfg.run.clone(), shutdown)
-            {
+            Err(e) => {
+                return Err(SetupError::Service {
+                    what: "the cache".into(),
+                    source: Box::new(e),
+                }
+                .into());
+            }
+            Ok(worker) => match tradestream_runtime::run(worker, cfg.run.clone(), shutdown) {
                 Ok(mut worker) => {
                     worker.writer.end_session(&cfg.run.group, &worker.instance);
                     break;

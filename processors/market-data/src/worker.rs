@@ -316,7 +316,7 @@ pub fn run(
 ) -> Result<(), RunError> {
     cfg.check()?;
     let run = cfg.run.clone();
-    tradestream_runtime::worker::run(MarketData::new(cfg, store, stats.clone()), run, shutdown)?;
+    tradestream_runtime::run(MarketData::new(cfg, store, stats.clone()), run, shutdown)?;
     tracing::info!(stats = %stats.summary(), "market-data worker stopped");
     Ok(())
 }

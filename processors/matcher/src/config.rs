@@ -62,6 +62,10 @@ pub struct MatcherConfig {
     /// `order_command.avsc` makes it a dead letter. Without one, outputs use single-object
     /// encoding (no registry needed).
     pub schema_registry: Option<String>,
+    /// Discard a snapshot whose input offset lies beyond the end of its `orders` partition (the
+    /// topic was re-created or lost data) and rebuild the book from the partition's start
+    /// (`--start-afresh`). Without it the matcher refuses to start on such a snapshot.
+    pub start_afresh: bool,
 }
 
 impl MatcherConfig {
@@ -92,6 +96,7 @@ impl MatcherConfig {
             format: OutputFormat::Avro,
             worker: "matcher".into(),
             schema_registry: None,
+            start_afresh: false,
         }
     }
 }

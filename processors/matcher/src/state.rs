@@ -48,6 +48,11 @@ pub(crate) struct PartitionState {
     /// `seq`, it must come from the same input offset, or the outputs belong to another
     /// history.
     pub tails: [Tail; OUTPUTS],
+    /// The chunk keys of the snapshots of this partition kept in the snapshot topic, oldest
+    /// first: writing a new one deletes (tombstones) all but the newest before it, so the
+    /// topic holds at most two per partition, and the one before the newest stays whole should
+    /// the newest not land.
+    pub kept_snapshots: std::collections::VecDeque<Vec<Vec<u8>>>,
 }
 
 /// The newest output of this matcher in an output partition.

@@ -226,7 +226,7 @@ impl Matcher {
             // Dead letters of later input land after this end: a restore looks for them there.
             let (_, dlq_end) = ctx
                 .reader()
-                .watermarks(&self.cfg.run.dead_letters, dlq_partition)?;
+                .log_bounds(&self.cfg.run.dead_letters, dlq_partition)?;
             let Some(state) = self.partitions.get_mut(&p) else {
                 continue;
             };
@@ -240,9 +240,14 @@ impl Matcher {
             let records = chunks
                 .into_iter()
                 .map(|chunk| {
-                    // One key per chunk: compaction keeps the latest record per key, and every
-                    // chunk of the latest snapshot must survive it.
-                    let key = format!("{}/{p}/{}", self.cfg.run.group, chunk.chunk);
+                    // One key per chunk of each snapshot (group, partition, input offset,
+                    // chunk): compaction keeps the latest record per key, so chunks of two
+                    // snapshots (two writers interleaved) never replace one another; older
+                    // snapshots are deleted by tombstone once two newer ones are written.
+                    let key = format!(
+                        "{}/{p}/{}/{}",
+                        self.cfg.run.group, chunk.input_offset, chunk.chunk
+                    );
                     (key, chunk.encode())
                 })
                 .collect();
@@ -277,8 +282,25 @@ impl Matcher {
                     Some(p),
                     Some(key.as_bytes()),
                     value,
-                    None,
+                    &[],
                 )?;
+            }
+            if let Some(state) = self.partitions.get_mut(&p) {
+                state.kept_snapshots.push_back(
+                    snapshot
+                        .records
+                        .iter()
+                        .map(|(k, _)| k.as_bytes().to_vec())
+                        .collect(),
+                );
+                while state.kept_snapshots.len() > 2 {
+                    let Some(old) = state.kept_snapshots.pop_front() else {
+                        break;
+                    };
+                    for key in old.iter().filter(|k| !k.is_empty()) {
+                        ctx.send_tombstone(&self.cfg.snapshots, Some(p), key)?;
+                    }
+                }
             }
             self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
             let now = SystemTime::now()
@@ -317,6 +339,11 @@ impl Worker for Matcher {
 
     /// The matcher's state is rebuilt from its snapshots and output topics: the loop commits
     /// acknowledged offsets without stopping the flow.
+    fn start_afresh(&self) -> &'static str {
+        "Its snapshot belongs to the old history: run the matcher with --start-afresh to \
+         discard it and rebuild the book from the partition's start"
+    }
+
     fn checkpoints(&self) -> Checkpoints {
         Checkpoints::Offsets
     }
@@ -440,7 +467,7 @@ pub fn run(
 ) -> Result<(), RunError> {
     let run = cfg.run.clone();
     let matcher = Matcher::new(cfg, stats.clone()).map_err(RunError::Worker)?;
-    tradestream_runtime::worker::run(matcher, run, shutdown)?;
+    tradestream_runtime::run(matcher, run, shutdown)?;
     tracing::info!(stats = %stats.summary(), "matcher stopped");
     Ok(())
 }

@@ -189,7 +189,7 @@ pub fn run(
 ) -> Result<(), RunError> {
     cfg.check()?;
     let run = cfg.run.clone();
-    tradestream_runtime::worker::run(Notifier::new(cfg, store, stats.clone()), run, shutdown)?;
+    tradestream_runtime::run(Notifier::new(cfg, store, stats.clone()), run, shutdown)?;
     tracing::info!(stats = %stats.summary(), "notifier stopped");
     Ok(())
 }

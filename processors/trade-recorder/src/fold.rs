@@ -247,9 +247,10 @@ impl OrderFold {
                 qty,
                 ..
             } => {
+                // Judged against the order's stored state, not only the cache: a late
+                // duplicate after a restart or rebalance must not start the order afresh.
                 if self
-                    .orders
-                    .get(&(sym, *order_id))
+                    .load((sym, *order_id), &mut lookup)
                     .is_some_and(|e| e.has_seen(ev))
                 {
                     self.stats.duplicates += 1;

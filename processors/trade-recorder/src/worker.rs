@@ -221,7 +221,7 @@ pub fn run(
 ) -> Result<(), RunError> {
     cfg.check()?;
     let run = cfg.run.clone();
-    tradestream_runtime::worker::run(TradeRecorder::new(cfg, store, stats.clone()), run, shutdown)?;
+    tradestream_runtime::run(TradeRecorder::new(cfg, store, stats.clone()), run, shutdown)?;
     tracing::info!(stats = %stats.summary(), "trade recorder stopped");
     Ok(())
 }

@@ -264,6 +264,11 @@ pub struct MatcherArgs {
     pub output_format: OutputFormatArg,
     #[command(flatten)]
     pub clock: ClockSkewArgs,
+    /// Discard a snapshot that lies beyond the end of its `orders` partition (the topic was
+    /// re-created or lost data) and rebuild the book from the partition's start. Without it
+    /// the matcher refuses to start on such a snapshot rather than skip the new orders.
+    #[arg(long)]
+    pub start_afresh: bool,
 }
 
 /// `--guarantee`.
@@ -329,6 +334,7 @@ impl MatcherArgs {
         }
         cfg.schema_registry.clone_from(&self.schema_registry_url);
         cfg.max_clock_skew = self.clock.max_clock_skew();
+        cfg.start_afresh = self.start_afresh;
         cfg.format = match self.output_format {
             OutputFormatArg::Avro => OutputFormat::Avro,
             OutputFormatArg::Json => OutputFormat::Json,

@@ -448,6 +448,37 @@ fn replayed_events_are_skipped() {
     assert_eq!(fold.stats().orphans, 1);
 }
 
+/// Issue 21: a late duplicate of an order's `accepted` (a zombie's late write, design §2.5) that
+/// arrives after a restart, when the order is no longer cached, was checked against the cache
+/// only: it overwrote the stored row with a fresh one, and the fills that followed were counted
+/// from zero (`filled_qty` 2, not 3). It is judged against the stored row, like every other event.
+#[test]
+fn a_late_duplicate_acceptance_after_a_restart_is_skipped_by_the_stored_row() {
+    let mut fold = OrderFold::new();
+    // Stored: s accepted at seq 1, 1 of 3 filled at seq 8. A fresh fold (restarted) gets s's
+    // acceptance again, byte for byte, then the next fill.
+    let stored = |_: &str, id: &str| (id == "s").then(|| fold_row("s", 8));
+    let dup = fold
+        .apply(
+            &ev(1, accepted("s", "mm", Side::Sell, Some("100.00"), "3")),
+            stored,
+        )
+        .unwrap();
+    assert!(dup.is_empty(), "the duplicate changed the order: {dup:?}");
+    assert_eq!(fold.stats().duplicates, 1);
+    let rows = fold
+        .apply(&ev(9, trade("100.00", "2", ("s", "0"), ("t", "0"))), stored)
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].filled_qty,
+        d("3"),
+        "the fills before the restart stay"
+    );
+    assert_eq!(rows[0].notional, d("300.00"));
+    assert_eq!(rows[0].status, OrderStatus::Filled);
+}
+
 #[test]
 fn orders_missing_from_the_cache_come_from_the_store() {
     let mut fold = OrderFold::new();

@@ -272,6 +272,19 @@ pub trait LogReader {
 
     /// How many partitions `topic` has (0 when it does not exist).
     fn partition_count(&self, topic: &str) -> Result<i32, ReadError>;
+
+    /// Log start and end of a partition, the end as a read finds it: the high watermark, or
+    /// further when the broker's watermark lags what a fetch returns (the embedded broker's can
+    /// lag by many records). Costs a read from just before the watermark: use it where a
+    /// decision rests on the end (refusing a position or a history beyond it).
+    fn fetched_bounds(&self, topic: &str, partition: i32) -> Result<(i64, i64), ReadError> {
+        let (start, watermark) = self.log_bounds(topic, partition)?;
+        let mut end = watermark;
+        self.scan(topic, partition, (watermark - 1).max(start), &mut |m| {
+            end = end.max(m.offset + 1);
+        })?;
+        Ok((start, end))
+    }
 }
 
 /// Where the loop and the workers take the time from: the system clock, or the simulation's.

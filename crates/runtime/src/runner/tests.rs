@@ -86,6 +86,8 @@ struct Setup {
     write_after_batch: Rc<Cell<bool>>,
     /// The input partitions' end (high watermark).
     log_end: Rc<Cell<i64>>,
+    /// Where a read of the input ends (beyond `log_end` when the watermark lags).
+    fetch_end: Rc<Cell<i64>>,
 }
 
 fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
@@ -95,6 +97,7 @@ fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
     let seen = Rc::new(RefCell::new(Seen::default()));
     let write_after_batch = Rc::new(Cell::new(false));
     let log_end = Rc::new(Cell::new(1_000));
+    let fetch_end = Rc::new(Cell::new(0));
     let mut cfg = LoopConfig::new(KafkaConfig::new("fake:9092"), "g");
     cfg.guarantee = guarantee;
     let worker = Echo {
@@ -111,7 +114,10 @@ fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
         fake.clone(),
         producer,
         deliveries.clone(),
-        EmptyLog(log_end.clone()),
+        EmptyLog {
+            watermark: log_end.clone(),
+            fetch_end: fetch_end.clone(),
+        },
         clock.clone(),
         cfg,
         BrokerQuirks::None,
@@ -125,6 +131,7 @@ fn setup(checkpoints: Checkpoints, guarantee: Guarantee) -> Setup {
         seen,
         write_after_batch,
         log_end,
+        fetch_end,
     }
 }
 
@@ -318,4 +325,29 @@ fn a_saved_position_beyond_the_end_of_the_input_refuses_to_start() {
     s.log_end.set(600);
     s.fake.push(Event::Assigned(vec![p0()]));
     s.runner.turn().expect("a position at the end is fine");
+}
+
+/// The embedded broker answers offset queries with a high watermark a few offsets behind what
+/// a fetch returns. A store worker restarted in the demo's serve phase, its stored position
+/// 1372 and the watermark 1367, refused to start (CI: the live page's chart never got a
+/// candle: the market-data worker had stopped). The end is what a read finds.
+#[test]
+fn a_lagging_watermark_is_no_position_beyond_the_end() {
+    let mut s = setup(Checkpoints::State, Guarantee::EffectivelyOnce);
+    s.fake.state().committed.insert(p0(), 1_372);
+    s.log_end.set(1_367);
+    s.fetch_end.set(1_372);
+    s.fake.push(Event::Assigned(vec![p0()]));
+    s.runner
+        .turn()
+        .expect("the records up to 1371 are there: a read finds them");
+
+    // Beyond what a read finds too: refused.
+    let mut s = setup(Checkpoints::State, Guarantee::EffectivelyOnce);
+    s.fake.state().committed.insert(p0(), 1_373);
+    s.log_end.set(1_367);
+    s.fetch_end.set(1_372);
+    s.fake.push(Event::Assigned(vec![p0()]));
+    let err = s.runner.turn().expect_err("past the last record");
+    assert!(err.to_string().contains("1373"), "{err}");
 }

@@ -241,21 +241,34 @@ impl Producer for FakeProducer {
 
 /// Every partition of every topic is empty; the dead-letter topic has one partition.
 #[derive(Debug)]
-pub(crate) struct EmptyLog(pub(crate) Rc<Cell<i64>>);
+pub(crate) struct EmptyLog {
+    /// The high watermark offset queries answer.
+    pub(crate) watermark: Rc<Cell<i64>>,
+    /// Where a read ends: beyond the watermark on a broker whose watermark lags.
+    pub(crate) fetch_end: Rc<Cell<i64>>,
+}
 
 impl LogReader for EmptyLog {
-    /// The records themselves are in [`Fake`]; only the end is told.
+    /// The records the loop consumes are in [`Fake`]; a read here sees only their offsets.
     fn log_bounds(&self, _topic: &str, _partition: i32) -> Result<(i64, i64), ReadError> {
-        Ok((0, self.0.get()))
+        Ok((0, self.watermark.get()))
     }
 
     fn scan(
         &self,
         _topic: &str,
         _partition: i32,
-        _from: i64,
-        _f: &mut dyn FnMut(&Fetched<'_>),
+        from: i64,
+        f: &mut dyn FnMut(&Fetched<'_>),
     ) -> Result<(), ReadError> {
+        for offset in from..self.fetch_end.get().max(self.watermark.get()) {
+            f(&Fetched {
+                offset,
+                key: None,
+                payload: None,
+                headers: None,
+            });
+        }
         Ok(())
     }
 

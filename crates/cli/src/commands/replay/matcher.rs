@@ -259,7 +259,7 @@ fn write_seed(
             ..chunk.clone()
         };
         let value = avro::encode_snapshot(&meta, avro::Framing::SingleObject);
-        let key = format!("{group}/{p}/{}", meta.chunk);
+        let key = format!("{group}/{p}/{}/{}", meta.input_offset, meta.chunk);
         let seed = format!("{live_group}@{}", meta.input_offset);
         producer
             .send(
